@@ -1,0 +1,327 @@
+"""Profiles: every number that sizes a run, loaded from ``configs/<name>.yaml`` and validated.
+
+One code path, three sets of numbers (``smoke``, ``demo``, ``paper``). A profile is a tree of frozen
+dataclasses; loading checks every key and type against the dataclass fields, so a typo or a wrong type
+is one error that names the file and the dotted key, never a silent default.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+PROFILES = ("smoke", "demo", "paper")
+
+
+class ConfigError(ValueError):
+    """A profile or override is invalid; the message names the file and the dotted key."""
+
+
+@dataclass(frozen=True)
+class Covariate:
+    """One conditioning variable: its column in a participants table and its min-max range.
+
+    Normalised value = (natural - min) / (max - min); values outside [0, 1] are allowed (extrapolation).
+    """
+
+    name: str
+    column: str
+    min: float
+    max: float
+    unit: str
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    voxel_size_mm: float
+    shape: tuple[int, int, int]
+    fov_center_mm: tuple[float, float, float]  # MNI (RAS) coordinate of the centre of the crop box
+    intensity_percentiles: tuple[float, float]  # robust [low, high] percentiles mapped to 0 and 1
+    covariates: tuple[Covariate, ...]
+
+
+@dataclass(frozen=True)
+class CohortConfig:
+    """The embedded, generated cohort (see ``ldm.cohort``)."""
+
+    n_subjects: int
+    seed: int
+    split_fractions: tuple[float, float, float]  # train, validation, test
+    template_voxel_mm: float  # resolution at which the MNI152 anatomy is deformed
+    raw_voxel_mm: tuple[float, ...]  # voxel sizes a raw scan may have along each axis
+    max_rotation_deg: float  # head position in the scanner: uniform in +-this, per axis
+    max_translation_mm: float
+
+
+@dataclass(frozen=True)
+class PreprocessingConfig:
+    registration_voxel_mm: float  # rigid registration runs on images at this resolution
+    registration_iterations: int
+    interpolation: Literal["linear", "bspline"]
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    channels: tuple[int, ...]
+    latent_channels: int
+    num_res_blocks: int
+    norm_num_groups: int
+    norm_eps: float
+    attention_levels: tuple[bool, ...]
+    with_encoder_nonlocal_attn: bool
+    with_decoder_nonlocal_attn: bool
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    channels: tuple[int, ...]
+    num_res_blocks: int
+    attention_levels: tuple[bool, ...]
+    norm_num_groups: int
+    norm_eps: float
+    resblock_updown: bool
+    num_head_channels: tuple[int, ...]
+    transformer_num_layers: int
+    cross_attention_dim: int
+    upcast_attention: bool
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    num_train_timesteps: int
+    schedule: Literal["scaled_linear_beta", "linear_beta", "cosine"]
+    beta_start: float
+    beta_end: float
+    prediction_type: Literal["epsilon", "v_prediction", "sample"]
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    autoencoder_steps: int
+    autoencoder_batch_size: int
+    autoencoder_lr: float
+    diffusion_steps: int
+    diffusion_batch_size: int
+    diffusion_lr: float
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    ddim_steps: int
+    ddim_eta: float
+    batch_size: int
+    n_samples: int
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    n_pairs: int  # sample pairs for MS-SSIM / 4-G-R-SSIM diversity
+    fid_n_samples: int
+    ms_ssim_kernel_size: int
+    ms_ssim_sigma: float
+    ms_ssim_weights: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    data: DataConfig
+    cohort: CohortConfig
+    preprocessing: PreprocessingConfig
+    autoencoder: AutoencoderConfig
+    diffusion: DiffusionConfig
+    scheduler: SchedulerConfig
+    training: TrainingConfig
+    sampling: SamplingConfig
+    metrics: MetricsConfig
+    source: str = field(default="", compare=False)  # the file it was read from
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """Spatial shape of the autoencoder's latent (one 2x downsampling per extra level)."""
+        factor = 2 ** (len(self.autoencoder.channels) - 1)
+        return tuple(s // factor for s in self.data.shape)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out.pop("source")
+        return out
+
+    def fingerprint(self) -> str:
+        """Short hash of the numbers (not the file name): outputs record it to detect stale results."""
+        return config_fingerprint(*(getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "source"))
+
+
+def config_fingerprint(*sections: Any) -> str:
+    """Short hash of some config sections' numbers, e.g. preprocessing records (data, preprocessing)."""
+    blob = [dataclasses.asdict(s) if dataclasses.is_dataclass(s) else s for s in sections]
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=list).encode()).hexdigest()[:12]
+
+
+def load_profile(profile: str | Path = "smoke", overrides: dict[str, Any] | None = None) -> Profile:
+    """Load a profile by name (``smoke``, ``demo``, ``paper``) or path, apply overrides, validate.
+
+    ``overrides`` maps dotted keys to values, e.g. ``{"cohort.n_subjects": 8}``; the notebooks pass
+    their papermill ``overrides`` parameter straight through.
+    """
+    path = Path(profile)
+    if path.suffix not in (".yaml", ".yml"):
+        if str(profile) not in PROFILES:
+            raise ConfigError(f"unknown profile {profile!r}: expected one of {PROFILES} or a .yaml path")
+        path = CONFIG_DIR / f"{profile}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{path}: profile file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())  # data only: never evaluated
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    raw = _apply_overrides(raw, overrides or {}, path)
+    profile_obj = _build(Profile, raw, where=str(path), prefix="")
+    profile_obj = dataclasses.replace(profile_obj, source=str(path))
+    _check_semantics(profile_obj, str(path))
+    return profile_obj
+
+
+def _apply_overrides(raw: dict, overrides: dict[str, Any], path: Path) -> dict:
+    raw = copy.deepcopy(raw)
+    for dotted, value in overrides.items():
+        keys = str(dotted).split(".")
+        node = raw
+        for i, key in enumerate(keys):
+            if not isinstance(node, dict) or key not in node:
+                raise ConfigError(f"{path}: override {dotted!r}: unknown key {'.'.join(keys[: i + 1])!r}")
+            if i == len(keys) - 1:
+                node[key] = value
+            else:
+                node = node[key]
+    return raw
+
+
+def _build(cls: type, data: Any, where: str, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: {prefix or '<top>'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {_join(prefix, unknown[0])!r} (allowed: {sorted(fields)})")
+    kwargs = {}
+    for name in fields:
+        key = _join(prefix, name)
+        if name not in data:
+            raise ConfigError(f"{where}: missing key {key!r}")
+        kwargs[name] = _coerce(hints[name], data[name], where, key)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, where: str, key: str) -> Any:
+    """Check ``value`` against the type hint ``tp`` and return it in canonical form (tuples, floats)."""
+    origin, args = get_origin(tp), get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where, key)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: {key}: expected one of {list(args)}, got {value!r}")
+        return value
+    if origin in (Union, types.UnionType):
+        for arg in args:
+            try:
+                return _coerce(arg, value, where, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where}: {key}: {value!r} matches none of {args}")
+    if tp is type(None):
+        if value is not None:
+            raise ConfigError(f"{where}: {key}: expected null, got {value!r}")
+        return None
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: {key}: expected a list, got {type(value).__name__} {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, where, f"{key}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{where}: {key}: expected {len(args)} values, got {len(value)}: {value!r}")
+        return tuple(_coerce(a, v, where, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: {key}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: {key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: {key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: {key}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {tp} at {key}")  # a bug in this module, not in the file
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _check_semantics(p: Profile, where: str) -> None:
+    """Constraints between numbers that types alone cannot express."""
+
+    def fail(key: str, msg: str) -> None:
+        raise ConfigError(f"{where}: {key}: {msg}")
+
+    if p.data.voxel_size_mm <= 0:
+        fail("data.voxel_size_mm", "must be positive")
+    if any(s <= 0 for s in p.data.shape):
+        fail("data.shape", "must be positive")
+    lo, hi = p.data.intensity_percentiles
+    if not 0 <= lo < hi <= 100:
+        fail("data.intensity_percentiles", f"need 0 <= low < high <= 100, got {lo}, {hi}")
+    names = [c.name for c in p.data.covariates]
+    if names != ["sex", "age", "ventricular_volume", "brain_volume"]:
+        fail("data.covariates", f"must be sex, age, ventricular_volume, brain_volume in that order, got {names}")
+    for i, c in enumerate(p.data.covariates):
+        if not c.max > c.min:
+            fail(f"data.covariates[{i}]", f"max must exceed min for {c.name}")
+    if p.cohort.n_subjects < 3:
+        fail("cohort.n_subjects", "need at least 3 (one per split)")
+    if abs(sum(p.cohort.split_fractions) - 1.0) > 1e-6 or min(p.cohort.split_fractions) <= 0:
+        fail("cohort.split_fractions", "must be positive and sum to 1")
+    if not p.cohort.raw_voxel_mm or min(p.cohort.raw_voxel_mm) < p.cohort.template_voxel_mm:
+        fail("cohort.raw_voxel_mm", "raw voxels must not be finer than cohort.template_voxel_mm")
+    for section in ("autoencoder", "diffusion"):
+        cfg = getattr(p, section)
+        if len(cfg.attention_levels) != len(cfg.channels):
+            fail(f"{section}.attention_levels", "needs one entry per level of channels")
+        if any(c % cfg.norm_num_groups for c in cfg.channels):
+            fail(f"{section}.channels", f"each must be divisible by norm_num_groups={cfg.norm_num_groups}")
+    if len(p.diffusion.num_head_channels) != len(p.diffusion.channels):
+        fail("diffusion.num_head_channels", "needs one entry per level of channels")
+    ae_factor = 2 ** (len(p.autoencoder.channels) - 1)
+    if any(s % ae_factor for s in p.data.shape):
+        fail("data.shape", f"must be divisible by the autoencoder's downsampling {ae_factor}")
+    unet_factor = 2 ** (len(p.diffusion.channels) - 1)
+    if any(s % unet_factor for s in p.latent_shape):
+        fail("diffusion.channels", f"latent {p.latent_shape} not divisible by the UNet's downsampling {unet_factor}")
+    if p.diffusion.cross_attention_dim != len(p.data.covariates):
+        fail("diffusion.cross_attention_dim", "must equal the number of covariates (one token of them)")
+    if not 0 < p.scheduler.beta_start < p.scheduler.beta_end < 1:
+        fail("scheduler.beta_end", "need 0 < beta_start < beta_end < 1")
+    if not 0 < p.sampling.ddim_steps <= p.scheduler.num_train_timesteps:
+        fail("sampling.ddim_steps", "must be in 1..num_train_timesteps")
+    if p.metrics.ms_ssim_kernel_size % 2 == 0:
+        fail("metrics.ms_ssim_kernel_size", "must be odd")

@@ -1,0 +1,44 @@
+"""Conditioning covariates: natural units <-> the min-max normalised vector the networks see.
+
+Paper 2.1: c = [sex, age, ventricular volume, brain volume], each min-max normalised over UK Biobank
+(sex F=0 / M=1; age (a - 44) / 38; ventricles 6995.68..171375.0 mm3; brain 1144240..1793910 mm3).
+The ranges come from the profile. Values outside [0, 1] are kept: they are how Fig. 4 extrapolates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from .config import Covariate
+
+SEX_CODES = {"f": 0.0, "female": 0.0, "0": 0.0, "m": 1.0, "male": 1.0, "1": 1.0}
+
+
+def parse_sex(value) -> float:
+    """F/female/0 -> 0.0 and M/male/1 -> 1.0; anything else raises ``ValueError``."""
+    if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool):
+        if float(value) in (0.0, 1.0):
+            return float(value)
+    elif isinstance(value, str) and value.strip().lower() in SEX_CODES:
+        return SEX_CODES[value.strip().lower()]
+    raise ValueError(f"sex must be F/M (or female/male, 0/1), got {value!r}")
+
+
+def normalise(values: Mapping[str, float], covariates: Sequence[Covariate]) -> np.ndarray:
+    """Natural-unit covariates (by name) -> normalised vector in the profile's order."""
+    out = []
+    for c in covariates:
+        if c.name not in values:
+            raise KeyError(f"missing covariate {c.name!r} (need {[c.name for c in covariates]})")
+        v = parse_sex(values[c.name]) if c.name == "sex" else float(values[c.name])
+        out.append((v - c.min) / (c.max - c.min))
+    return np.asarray(out, dtype=np.float32)
+
+
+def denormalise(vector: Sequence[float], covariates: Sequence[Covariate]) -> dict[str, float]:
+    """Normalised vector -> natural units by name (sex stays 0/1)."""
+    if len(vector) != len(covariates):
+        raise ValueError(f"expected {len(covariates)} values, got {len(vector)}")
+    return {c.name: float(c.min + v * (c.max - c.min)) for c, v in zip(covariates, vector)}

@@ -1,0 +1,136 @@
+"""Finding a cohort on disk: a BIDS folder, or a folder of NIfTI files plus a CSV/TSV table.
+
+The result is a validated table with one row per subject: ``participant_id``, ``image`` (path), the
+profile's covariates in natural units (sex as 0/1), their normalised values (``<name>_norm``), and
+``split`` when the table has one. Every problem found is reported as one ``DataError`` naming the file,
+the subject and the column; images are checked for readability later, one at a time, by preprocessing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import Covariate
+from .covariates import parse_sex
+from .io import DataError
+
+log = logging.getLogger(__name__)
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+SPLITS = ("train", "validation", "test")
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A participants table (.tsv or .csv), every column read as text so nothing is guessed."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: participants table not found")
+    sep = "," if path.suffix.lower() == ".csv" else "\t"
+    try:
+        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    except Exception as err:
+        raise DataError(f"{path}: cannot read the participants table ({err})") from None
+
+
+def validate_participants(
+    table: pd.DataFrame, covariates: Sequence[Covariate], source: str | Path, id_column: str = "participant_id"
+) -> pd.DataFrame:
+    """Check ids and covariates; return natural values (floats, sex 0/1) and normalised ``<name>_norm``."""
+    missing = [c for c in [id_column] + [cov.column for cov in covariates] if c not in table.columns]
+    if missing:
+        raise DataError(f"{source}: missing column {missing[0]!r} (columns present: {list(table.columns)})")
+    ids = table[id_column].astype(str).str.strip()
+    if (ids == "").any():
+        row = int(np.flatnonzero(ids == "")[0]) + 2  # +1 header, +1 one-based
+        raise DataError(f"{source}: line {row}: empty {id_column!r}")
+    dup = ids[ids.duplicated()]
+    if len(dup):
+        raise DataError(f"{source}: duplicate {id_column} {dup.iloc[0]!r}")
+    out = pd.DataFrame({"participant_id": ids.values})
+    for cov in covariates:
+        values = []
+        for pid, raw in zip(ids, table[cov.column]):
+            where = f"{source}: subject {pid!r}, column {cov.column!r}"
+            text = str(raw).strip()
+            if text.lower() in ("", "n/a", "na", "nan", "none"):
+                raise DataError(f"{where}: missing value")
+            try:
+                value = parse_sex(text) if cov.name == "sex" else float(text)
+            except ValueError as err:
+                raise DataError(f"{where}: not a number: {text!r}" if cov.name != "sex" else f"{where}: {err}") from None
+            if not np.isfinite(value):
+                raise DataError(f"{where}: not finite: {text!r}")
+            if cov.name != "sex" and value < 0:
+                raise DataError(f"{where}: negative {cov.name} {value} {cov.unit}")
+            values.append(value)
+        out[cov.name] = values
+        out[f"{cov.name}_norm"] = (out[cov.name] - cov.min) / (cov.max - cov.min)
+        outside = out.loc[(out[f"{cov.name}_norm"] < 0) | (out[f"{cov.name}_norm"] > 1), "participant_id"]
+        if len(outside):
+            log.warning("%s: %d subjects have %s outside the profile range [%g, %g] %s (e.g. %s); kept",
+                        source, len(outside), cov.name, cov.min, cov.max, cov.unit, outside.iloc[0])
+    if "split" in table.columns:
+        split = table["split"].str.strip().values
+        bad = [s for s in split if s not in SPLITS]
+        if bad:
+            raise DataError(f"{source}: column 'split': {bad[0]!r} is not one of {SPLITS}")
+        out["split"] = split
+    return out
+
+
+def _bids_images(root: Path) -> dict[str, Path]:
+    images: dict[str, Path] = {}
+    for sub in sorted(p for p in root.glob("sub-*") if p.is_dir()):
+        found = sorted(f for s in NIFTI_SUFFIXES for f in sub.glob(f"**/anat/*_T1w{s}"))
+        if found:
+            if len(found) > 1:
+                log.warning("%s: %d T1w images, using %s", sub, len(found), found[0].name)
+            images[sub.name] = found[0]
+    return images
+
+
+def _folder_images(folder: Path) -> dict[str, Path]:
+    images: dict[str, Path] = {}
+    for f in sorted(folder.iterdir()):
+        for s in NIFTI_SUFFIXES:
+            if f.name.endswith(s):
+                images[f.name[: -len(s)]] = f
+    return images
+
+
+def load_cohort(
+    path: str | Path,
+    covariates: Sequence[Covariate],
+    table: str | Path | None = None,
+    id_column: str = "participant_id",
+) -> pd.DataFrame:
+    """Index a cohort: a BIDS folder (``sub-*/anat/*_T1w.nii[.gz]`` + ``participants.tsv``) or a folder of
+    ``<id>.nii[.gz]`` with ``table`` (CSV/TSV). Every subject of the table must have an image and every
+    image a row: a mismatch is an error that names the subject, not a silent drop.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"{path}: cohort folder not found")
+    bids = table is None
+    table_path = Path(table) if table is not None else path / "participants.tsv"
+    images = _bids_images(path) if bids else _folder_images(path)
+    if not images:
+        pattern = "sub-*/anat/*_T1w.nii[.gz]" if bids else "<id>.nii[.gz]"
+        raise DataError(f"{path}: no images found (expected {pattern})")
+    df = validate_participants(read_table(table_path), covariates, table_path, id_column)
+    listed = set(df["participant_id"])
+    no_image = sorted(listed - set(images))
+    if no_image:
+        raise DataError(f"{table_path}: subject {no_image[0]!r} has no image in {path}"
+                        f" ({len(no_image)} subjects without images)")
+    no_row = sorted(set(images) - listed)
+    if no_row:
+        raise DataError(f"{images[no_row[0]]}: subject {no_row[0]!r} is not in {table_path}"
+                        f" ({len(no_row)} images without a row)")
+    df.insert(1, "image", [str(images[p]) for p in df["participant_id"]])
+    return df

@@ -1,0 +1,112 @@
+"""Reading and writing files safely.
+
+Every reader turns a bad file into one ``DataError`` that names the file and what is wrong with it.
+Every writer writes to a temporary name in the same folder and renames it into place, so a crash or a
+kill never leaves a half-written file under the real name, and an earlier good file is only replaced
+by a complete new one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+
+class DataError(ValueError):
+    """Bad input data: the message names the file (and the field or subject where there is one)."""
+
+
+@contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Keep the full suffix (.nii.gz) so libraries that infer the format from the name still work.
+    suffix = "".join(path.suffixes)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name.removesuffix(suffix)}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def atomic_write_table(df: pd.DataFrame, path: str | Path) -> None:
+    """Write a table as TSV (or CSV for a .csv name), atomically."""
+    sep = "," if str(path).endswith(".csv") else "\t"
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, sep=sep, index=False)
+
+
+def write_nifti(path: str | Path, data: np.ndarray, affine: np.ndarray, dtype=None, scale: float | None = None) -> Path:
+    """Write a NIfTI-1 image atomically, with qform and sform set to ``affine`` (scanner/MNI mm).
+
+    ``scale`` stores ``data / scale`` as ``dtype`` with the NIfTI slope set, e.g. probabilities as uint8
+    with slope 1/255 (nibabel applies the slope on reading).
+    """
+    arr = np.asarray(data)
+    if scale is not None:
+        arr = np.round(arr / scale)
+    arr = arr.astype(dtype or arr.dtype)
+    img = nib.Nifti1Image(arr, affine)
+    img.header.set_xyzt_units("mm")
+    img.header.set_qform(affine, code=1)
+    img.header.set_sform(affine, code=1)
+    if scale is not None:
+        img.header.set_slope_inter(scale, 0.0)
+    with atomic_path(path) as tmp:
+        nib.save(img, tmp)
+    return Path(path)
+
+
+def read_image(path: str | Path, what: str = "T1w image") -> nib.Nifti1Image:
+    """Load a 3D NIfTI image as float32, checking everything that later steps assume.
+
+    Accepted: .nii / .nii.gz, 3D or 4D with a single volume, any integer or float dtype, any orientation.
+    Refused with a ``DataError`` naming the file: missing, unreadable or truncated files, files that are
+    not NIfTI, 2D images, 4D images with several volumes, NaN/Inf voxels, constant (e.g. all-zero) images,
+    and affines that are not invertible.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: {what} not found")
+    try:
+        img = nib.load(str(path))
+        if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
+            raise DataError(f"{path}: {what}: not a NIfTI image (nibabel read it as {type(img).__name__})")
+        data = np.asarray(img.get_fdata(dtype=np.float32))
+    except DataError:
+        raise
+    except Exception as err:  # nibabel raises many types for corrupt, truncated or foreign files
+        raise DataError(f"{path}: {what}: cannot read as NIfTI ({type(err).__name__}: {err})") from None
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        extra = " (a 4D series: give one volume)" if data.ndim == 4 else ""
+        raise DataError(f"{path}: {what}: expected a 3D image, got shape {data.shape}{extra}")
+    if min(data.shape) < 2:
+        raise DataError(f"{path}: {what}: expected a 3D image, got shape {data.shape} (a 2D slice?)")
+    bad = int((~np.isfinite(data)).sum())
+    if bad:
+        raise DataError(f"{path}: {what}: {bad} voxels are NaN or Inf")
+    if float(data.max()) == float(data.min()):
+        raise DataError(f"{path}: {what}: every voxel equals {float(data.min())} (an empty image?)")
+    affine = img.affine
+    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-6:
+        raise DataError(f"{path}: {what}: the voxel-to-world affine is not invertible")
+    out = nib.Nifti1Image(data, affine)
+    out.header.set_xyzt_units("mm")
+    return out

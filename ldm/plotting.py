@@ -1,0 +1,111 @@
+"""Figures shared by the notebooks. Every figure carries a stamp: profile, weights and data that made it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import nibabel as nib
+import numpy as np
+
+VIEWS = ("sagittal", "coronal", "axial")
+
+
+def stamp(fig: plt.Figure, profile: str, weights: str = "none (no network)", data: str = "embedded cohort") -> None:
+    """Write what made this figure along its bottom edge (never omitted: numbers without it mislead)."""
+    fig.text(0.005, 0.003, f"profile: {profile} | weights: {weights} | data: {data}",
+             fontsize=7, color="0.35", ha="left", va="bottom")
+
+
+def orthogonal_slices(vol: np.ndarray, index: Sequence[int] | None = None) -> list[np.ndarray]:
+    """Sagittal, coronal and axial slices of a RAS-indexed [x, y, z] volume, for ``imshow(origin='lower')``:
+    superior (or anterior) up, and the subject's right on the right (neurological convention)."""
+    i, j, k = index if index is not None else [s // 2 for s in vol.shape]
+    return [vol[i, :, :].T, vol[:, j, :].T, vol[:, :, k].T]
+
+
+def show_orthogonal(axes, vol: np.ndarray, voxel_mm: Sequence[float] = (1, 1, 1), index=None,
+                    title: str | None = None, vmax: float | None = None, cmap: str = "gray") -> None:
+    """Draw three orthogonal views of ``vol`` into three axes, with the physical aspect ratio."""
+    vx, vy, vz = voxel_mm
+    aspects = (vz / vy, vz / vx, vy / vx)
+    vmax = vmax if vmax is not None else float(np.percentile(vol, 99.5)) or 1.0
+    for ax, sl, aspect, name in zip(axes, orthogonal_slices(vol, index), aspects, VIEWS):
+        ax.imshow(sl, origin="lower", cmap=cmap, vmin=0, vmax=vmax, aspect=aspect, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(name, fontsize=8)
+    if title:
+        axes[0].set_ylabel(title, fontsize=9)
+
+
+def canonical_array(img: nib.Nifti1Image) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """A raw scan reoriented to RAS (axes swapped and flipped, not resampled) and its voxel sizes."""
+    can = nib.as_closest_canonical(img)
+    return np.asarray(can.dataobj, dtype=np.float32), tuple(float(z) for z in can.header.get_zooms()[:3])
+
+
+def registration_figure(raw: nib.Nifti1Image, processed: np.ndarray, voxel_mm: float, template: np.ndarray,
+                        profile: str, title: str = "") -> plt.Figure:
+    """Before / after registration in three views, with the template's outline on the result."""
+    fig, axes = plt.subplots(3, 3, figsize=(8, 8.4))
+    arr, zooms = canonical_array(raw)
+    show_orthogonal(axes[0], arr, zooms, title="raw scan (RAS, native grid)")
+    show_orthogonal(axes[1], processed, (voxel_mm,) * 3, title="preprocessed", vmax=1)
+    show_orthogonal(axes[2], processed, (voxel_mm,) * 3, title="+ template outline", vmax=1)
+    for ax, sl in zip(axes[2], orthogonal_slices(template)):
+        ax.contour(sl, levels=[0.25], colors="tab:red", linewidths=0.6, origin="lower")
+    fig.suptitle(title or "Rigid registration to MNI152 2009", fontsize=10)
+    fig.tight_layout(rect=(0, 0.02, 1, 0.97))
+    stamp(fig, profile)
+    return fig
+
+
+def montage(volumes: Sequence[np.ndarray], labels: Sequence[str], profile: str, ncols: int = 8,
+            view: str = "axial", weights: str = "none (no network)", data: str = "embedded cohort",
+            title: str = "") -> plt.Figure:
+    """One mid slice per volume in a grid: the quick look that catches a failed subject."""
+    n = len(volumes)
+    nrows = max(1, int(np.ceil(n / ncols)))
+    axis = VIEWS.index(view)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.4 * ncols, 1.7 * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, vol, label in zip(axes.ravel(), volumes, labels):
+        ax.imshow(orthogonal_slices(vol)[axis], origin="lower", cmap="gray", vmin=0, vmax=1)
+        ax.set_title(label, fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.03, 1, 0.97 if title else 1))
+    stamp(fig, profile, weights, data)
+    return fig
+
+
+def covariate_figure(cohort, profile: str, data: str = "embedded cohort") -> plt.Figure:
+    """Distributions of the four covariates and their relation to age (the paper's cohort beside ours)."""
+    import pandas as pd
+    import seaborn as sns
+
+    df = cohort.copy()
+    df["sex"] = pd.Categorical(np.where(df["sex"] > 0.5, "M", "F"), categories=["F", "M"])
+    df["ventricles (mL)"] = df["ventricular_volume"] / 1000
+    df["brain (mL)"] = df["brain_volume"] / 1000
+    fig, axes = plt.subplots(2, 3, figsize=(12, 7))
+    sns.histplot(df, x="age", hue="sex", bins=20, ax=axes[0, 0], element="step")
+    axes[0, 0].axvline(63.6, color="k", ls="--", lw=1)
+    axes[0, 0].set_title("age (paper: 63.6 ± 7.5, 44-82, 47% male)", fontsize=9)
+    sns.histplot(df, x="ventricles (mL)", hue="sex", bins=20, ax=axes[0, 1], element="step")
+    axes[0, 1].set_title("ventricular CSF (UKB range 7.0-171.4 mL)", fontsize=9)
+    sns.histplot(df, x="brain (mL)", hue="sex", bins=20, ax=axes[0, 2], element="step")
+    axes[0, 2].set_title("brain, normalised for head size (UKB 1144-1794 mL)", fontsize=9)
+    for ax, y in zip(axes[1, :2], ["ventricles (mL)", "brain (mL)"]):
+        sns.regplot(df, x="age", y=y, ax=ax, scatter_kws={"s": 8, "alpha": 0.6}, line_kws={"color": "k"})
+        r = np.corrcoef(df["age"], df[y])[0, 1]
+        ax.set_title(f"{y} vs age: r = {r:+.2f}", fontsize=9)
+    sns.regplot(df, x="ventricles (mL)", y="brain (mL)", ax=axes[1, 2], scatter_kws={"s": 8, "alpha": 0.6},
+                line_kws={"color": "k"})
+    r = np.corrcoef(df["ventricles (mL)"], df["brain (mL)"])[0, 1]
+    axes[1, 2].set_title(f"brain vs ventricles: r = {r:+.2f}", fontsize=9)
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    stamp(fig, profile, data=data)
+    return fig

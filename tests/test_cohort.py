@@ -1,0 +1,107 @@
+import json
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+from nibabel.orientations import aff2axcodes
+
+from ldm import cohort as cohort_lib
+from ldm.config import load_profile
+from ldm.template import load_template
+
+
+@pytest.fixture(scope="module")
+def tpl(smoke):
+    return load_template(smoke.cohort.template_voxel_mm)
+
+
+def test_template_ventricles_are_the_lateral_ventricles(tpl):
+    ventricles_ml = tpl.ventricles.sum() * tpl.voxel_mm**3 / 1000
+    assert 12 < ventricles_ml < 25  # the ICBM 2009a lateral ventricles (+ third): ~18 mL
+    for side, sign in (("left", -1), ("right", 1)):
+        c = tpl.ventricle_centroid[side]
+        assert sign * c[0] > 5 and abs(c[1] + 15) < 15 and 0 < c[2] < 30, (side, c)
+
+
+def test_recorded_volumes_equal_volumes_measured_from_the_masks(cohort_dir, tpl):
+    participants = pd.read_csv(cohort_dir / "participants.tsv", sep="\t")
+    icv_template = tpl.intracranial.sum(dtype=np.float64) * tpl.voxel_mm**3
+    for row in participants.itertuples():
+        maps = {}
+        for name in cohort_lib.MASKS:
+            img = nib.load(cohort_lib.mask_path(cohort_dir, row.participant_id, name))
+            maps[name] = img.get_fdata(dtype=np.float64)
+            voxel = abs(np.linalg.det(img.affine[:3, :3]))
+        ventricles = maps["ventricles"].sum() * voxel
+        brain = (maps["GM"].sum() + maps["WM"].sum()) * voxel * icv_template / (maps["intracranial"].sum() * voxel)
+        # The NIfTI slope (1/255) is stored as float32: agreement to 1e-7, i.e. a fraction of a mm3.
+        assert row.ventricular_volume == pytest.approx(ventricles, rel=1e-7, abs=0.01), row.participant_id
+        assert row.brain_volume == pytest.approx(brain, rel=1e-7, abs=0.01), row.participant_id
+
+
+def test_covariates_follow_the_papers_cohort_and_age_relations(smoke, tpl):
+    cfg = load_profile("smoke", {"cohort.n_subjects": 48}).cohort
+    rows = []
+    for i in range(48):
+        f = cohort_lib.sample_factors(cfg.seed, i, cfg, tpl)
+        img, masks = cohort_lib.synthesise(f, cfg.seed, i, tpl)
+        rows.append({"age": f.age, "male": f.sex == "M", **cohort_lib.measure_volumes(masks, img.affine, tpl)})
+    df = pd.DataFrame(rows)
+    assert df["age"].between(44, 82).all()
+    assert 59 < df["age"].mean() < 68 and 5 < df["age"].std() < 10
+    assert 0.25 < df["male"].mean() < 0.7
+    # within the paper's UK Biobank ranges (fields 25004 and 25009)
+    assert df["ventricular_volume"].between(6995.68, 171375.0).all()
+    assert df["brain_volume"].between(1144240, 1793910).all()
+    r_vent = np.corrcoef(df["age"], df["ventricular_volume"])[0, 1]
+    r_brain = np.corrcoef(df["age"], df["brain_volume"])[0, 1]
+    assert r_vent > 0.25, r_vent
+    assert r_brain < -0.25, r_brain
+    # and individual variation: age does not determine the volumes
+    assert r_vent < 0.9 and r_brain > -0.9
+
+
+def test_demographics_match_the_paper_over_many_draws(smoke, tpl):
+    f = [cohort_lib.sample_factors(123, i, smoke.cohort, tpl) for i in range(1500)]
+    ages = np.array([x.age for x in f])
+    assert abs(ages.mean() - 63.6) < 1.0 and abs(ages.std() - 7.5) < 1.0  # truncation narrows it a little
+    assert abs(np.mean([x.sex == "M" for x in f]) - 0.47) < 0.04
+
+
+def test_a_subject_depends_only_on_its_seed_and_index(smoke, tpl):
+    small = load_profile("smoke", {"cohort.n_subjects": 5}).cohort
+    a = cohort_lib.sample_factors(small.seed, 3, small, tpl)
+    b = cohort_lib.sample_factors(smoke.cohort.seed, 3, smoke.cohort, tpl)
+    assert a == b
+    img_a, _ = cohort_lib.synthesise(a, small.seed, 3, tpl)
+    img_b, _ = cohort_lib.synthesise(b, smoke.cohort.seed, 3, tpl)
+    np.testing.assert_array_equal(np.asanyarray(img_a.dataobj), np.asanyarray(img_b.dataobj))
+    other = cohort_lib.sample_factors(smoke.cohort.seed + 1, 3, smoke.cohort, tpl)
+    assert other != a
+
+
+def test_bids_layout_with_varied_raw_scans(cohort_dir, smoke):
+    participants = pd.read_csv(cohort_dir / "participants.tsv", sep="\t")
+    assert list(participants.columns) == ["participant_id", "sex", "age", "ventricular_volume", "brain_volume", "split"]
+    assert len(participants) == smoke.cohort.n_subjects
+    assert set(participants["split"]) == {"train", "validation", "test"}
+    codes, zooms, dtypes = set(), set(), set()
+    for pid in participants["participant_id"]:
+        img = nib.load(cohort_dir / pid / "anat" / f"{pid}_T1w.nii.gz")
+        assert img.ndim == 3
+        codes.add(aff2axcodes(img.affine))
+        zooms.add(tuple(float(z) for z in img.header.get_zooms()))
+        dtypes.add(img.get_data_dtype().name)
+    assert len(codes) >= 3, "scans should come in several orientations"
+    assert len(zooms) >= 2 and dtypes == {"int16", "float32"}
+    gt = pd.read_csv(cohort_dir / "derivatives" / "groundtruth" / "groundtruth.tsv", sep="\t")
+    rotations = np.array([json.loads(r) for r in gt["rotation_deg"]])
+    assert np.abs(rotations).max() > 5, "heads should sit at different angles in the scanner"
+
+
+def test_generation_resumes_without_rewriting(cohort_dir, smoke):
+    files = sorted(cohort_dir.glob("sub-*/anat/*_T1w.nii.gz"))
+    before = {f: f.stat().st_mtime_ns for f in files}
+    cohort_lib.generate_cohort(cohort_dir, smoke.cohort, progress=False)
+    assert {f: f.stat().st_mtime_ns for f in files} == before
