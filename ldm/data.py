@@ -62,7 +62,8 @@ def validate_participants(
             try:
                 value = parse_sex(text) if cov.name == "sex" else float(text)
             except ValueError as err:
-                raise DataError(f"{where}: not a number: {text!r}" if cov.name != "sex" else f"{where}: {err}") from None
+                reason = str(err) if cov.name == "sex" else f"not a number: {text!r}"
+                raise DataError(f"{where}: {reason}") from None
             if not np.isfinite(value):
                 raise DataError(f"{where}: not finite: {text!r}")
             if cov.name != "sex" and value < 0:

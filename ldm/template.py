@@ -27,8 +27,8 @@ class Template:
     intracranial: np.ndarray  # the brain mask (tissue + sulcal and ventricular CSF)
     ventricles: np.ndarray  # soft lateral-ventricle mask (CSF probability inside the derived mask)
     depth_mm: np.ndarray  # depth inside brain tissue from the outer CSF / background (periventricular excluded)
-    ventricle_weight: dict  # side -> smooth weight field, 1 in and around that lateral ventricle
-    ventricle_centroid: dict  # side -> centroid (mm, MNI)
+    ventricle_normal: np.ndarray  # (3, ...) outward unit normal of the smoothed ventricle surface (RAS)
+    ventricle_weight: np.ndarray  # 1 in and within 10 mm of the ventricles, 0 beyond 30 mm
     csf_intensity: float
     wm_intensity: float
 
@@ -125,20 +125,17 @@ def load_template(voxel_mm: float = 1.0) -> Template:
     # and widens sulci without eating into the ventricles, whose enlargement is a separate control.
     depth = ndi.distance_transform_edt((tissue_w > 0.5) | vent_core, sampling=work).astype(np.float32)
 
-    weights, centroids = {}, {}
-    ijk = np.argwhere(ventricles > 0.5)
-    mid_x = -affine_1mm[0, 3] / affine_1mm[0, 0]  # voxel index of MNI x = 0
-    ijk_w = np.argwhere(vent_w > 0.5)
-    for side, sel, sel_w in (("left", ijk[:, 0] < mid_x, ijk_w[:, 0] * work < mid_x),
-                             ("right", ijk[:, 0] >= mid_x, ijk_w[:, 0] * work >= mid_x)):
-        side_mask = np.zeros(vent_w.shape, dtype=bool)
-        side_mask[tuple(ijk_w[sel_w].T)] = True
-        # Weight 1 in and within 2 mm of the ventricle, falling linearly to 0 over the next 20 mm, then
-        # smoothed: the region that a ventricle scaling moves. Gentle enough that it does not fold.
-        dist = ndi.distance_transform_edt(~side_mask, sampling=work)
-        w = ndi.gaussian_filter(np.clip(1 - (dist - 2.0) / 20.0, 0, 1), 3.0 / work)
-        weights[side] = w.astype(np.float32)
-        centroids[side] = (affine_1mm[:3, :3] @ ijk[sel].mean(0) + affine_1mm[:3, 3]).astype(np.float64)
+    # Ventricle dilation field: the outward unit normal of the (smoothed) ventricle surface, and a
+    # weight that is 1 in and within 10 mm of the ventricles and falls linearly to 0 at 30 mm. A cohort
+    # subject's ventricles grow by flowing along the normal (``ldm.cohort``); the ramp is where the
+    # displaced tissue is absorbed.
+    vent_bin = vent_w > 0.5
+    dist_out = ndi.distance_transform_edt(~vent_bin, sampling=work)
+    dist_in = ndi.distance_transform_edt(vent_bin, sampling=work)
+    sdf = ndi.gaussian_filter((dist_out - dist_in).astype(np.float32), 2.0 / work)
+    grad = np.stack(np.gradient(sdf, work))
+    normal = grad / np.maximum(np.linalg.norm(grad, axis=0), 1e-6)
+    weight = ndi.gaussian_filter(np.clip(1 - (dist_out - 10.0) / 20.0, 0, 1).astype(np.float32), 2.0 / work)
 
     csf_intensity = float(np.median(raw["t1"][ventricles > 0.9]))
     wm_intensity = float(np.median(raw["t1"][wm > 0.9]))
@@ -156,8 +153,8 @@ def load_template(voxel_mm: float = 1.0) -> Template:
         intracranial=mask_r,
         ventricles=vent_r,
         depth_mm=to_grid(depth),
-        ventricle_weight={k: to_grid(v) for k, v in weights.items()},
-        ventricle_centroid=centroids,
+        ventricle_normal=np.stack([to_grid(n) for n in normal]),
+        ventricle_weight=to_grid(weight),
         csf_intensity=csf_intensity,
         wm_intensity=wm_intensity,
     )

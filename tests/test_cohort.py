@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import nibabel as nib
@@ -19,9 +20,24 @@ def tpl(smoke):
 def test_template_ventricles_are_the_lateral_ventricles(tpl):
     ventricles_ml = tpl.ventricles.sum() * tpl.voxel_mm**3 / 1000
     assert 12 < ventricles_ml < 25  # the ICBM 2009a lateral ventricles (+ third): ~18 mL
-    for side, sign in (("left", -1), ("right", 1)):
-        c = tpl.ventricle_centroid[side]
-        assert sign * c[0] > 5 and abs(c[1] + 15) < 15 and 0 < c[2] < 30, (side, c)
+    ijk = np.argwhere(tpl.ventricles > 0.5)
+    mm = tpl.affine[:3, :3] @ ijk.T + tpl.affine[:3, 3:4]
+    for sign in (-1, 1):  # one body in each hemisphere, near MNI (+-14, -15, 14)
+        c = mm[:, np.sign(mm[0]) == sign].mean(1)
+        assert 5 < sign * c[0] < 25 and abs(c[1] + 15) < 15 and 0 < c[2] < 30, c
+
+
+def test_ventricle_dilation_controls_the_measured_volume(smoke, tpl):
+    base = cohort_lib.sample_factors(0, 0, smoke.cohort)
+    volumes = []
+    for depth in (-2.0, 0.0, 3.0, 8.0):
+        f = dataclasses.replace(base, ventricle_dilation_left_mm=depth, ventricle_dilation_right_mm=depth)
+        img, masks = cohort_lib.synthesise(f, 0, 0, tpl)
+        volumes.append(cohort_lib.measure_volumes(masks, img.affine, tpl))
+    vent = [v["ventricular_volume"] for v in volumes]
+    assert all(a < b for a, b in zip(vent, vent[1:])), vent
+    assert vent[-1] > 3 * vent[1], "8 mm of dilation should more than triple the ventricles"
+    assert volumes[-1]["brain_volume"] < volumes[1]["brain_volume"], "bigger ventricles displace tissue"
 
 
 def test_recorded_volumes_equal_volumes_measured_from_the_masks(cohort_dir, tpl):
@@ -44,7 +60,7 @@ def test_covariates_follow_the_papers_cohort_and_age_relations(smoke, tpl):
     cfg = load_profile("smoke", {"cohort.n_subjects": 48}).cohort
     rows = []
     for i in range(48):
-        f = cohort_lib.sample_factors(cfg.seed, i, cfg, tpl)
+        f = cohort_lib.sample_factors(cfg.seed, i, cfg)
         img, masks = cohort_lib.synthesise(f, cfg.seed, i, tpl)
         rows.append({"age": f.age, "male": f.sex == "M", **cohort_lib.measure_volumes(masks, img.affine, tpl)})
     df = pd.DataFrame(rows)
@@ -63,7 +79,7 @@ def test_covariates_follow_the_papers_cohort_and_age_relations(smoke, tpl):
 
 
 def test_demographics_match_the_paper_over_many_draws(smoke, tpl):
-    f = [cohort_lib.sample_factors(123, i, smoke.cohort, tpl) for i in range(1500)]
+    f = [cohort_lib.sample_factors(123, i, smoke.cohort) for i in range(1500)]
     ages = np.array([x.age for x in f])
     assert abs(ages.mean() - 63.6) < 1.0 and abs(ages.std() - 7.5) < 1.0  # truncation narrows it a little
     assert abs(np.mean([x.sex == "M" for x in f]) - 0.47) < 0.04
@@ -71,13 +87,13 @@ def test_demographics_match_the_paper_over_many_draws(smoke, tpl):
 
 def test_a_subject_depends_only_on_its_seed_and_index(smoke, tpl):
     small = load_profile("smoke", {"cohort.n_subjects": 5}).cohort
-    a = cohort_lib.sample_factors(small.seed, 3, small, tpl)
-    b = cohort_lib.sample_factors(smoke.cohort.seed, 3, smoke.cohort, tpl)
+    a = cohort_lib.sample_factors(small.seed, 3, small)
+    b = cohort_lib.sample_factors(smoke.cohort.seed, 3, smoke.cohort)
     assert a == b
     img_a, _ = cohort_lib.synthesise(a, small.seed, 3, tpl)
     img_b, _ = cohort_lib.synthesise(b, smoke.cohort.seed, 3, tpl)
     np.testing.assert_array_equal(np.asanyarray(img_a.dataobj), np.asanyarray(img_b.dataobj))
-    other = cohort_lib.sample_factors(smoke.cohort.seed + 1, 3, smoke.cohort, tpl)
+    other = cohort_lib.sample_factors(smoke.cohort.seed + 1, 3, smoke.cohort)
     assert other != a
 
 
@@ -105,3 +121,14 @@ def test_generation_resumes_without_rewriting(cohort_dir, smoke):
     before = {f: f.stat().st_mtime_ns for f in files}
     cohort_lib.generate_cohort(cohort_dir, smoke.cohort, progress=False)
     assert {f: f.stat().st_mtime_ns for f in files} == before
+
+
+def test_workers_do_not_change_the_subjects(tmp_path, cohort_dir, smoke):
+    cfg = load_profile("smoke", {"cohort.n_subjects": 4}).cohort
+    parallel = cohort_lib.generate_cohort(tmp_path, cfg, workers=2, progress=False)
+    serial = pd.read_csv(cohort_dir / "participants.tsv", sep="\t").head(4)
+    pd.testing.assert_frame_equal(parallel.drop(columns="split"), serial.drop(columns="split"))
+    for pid in parallel["participant_id"]:
+        a = nib.load(cohort_lib.t1w_path(tmp_path, pid)).get_fdata()
+        b = nib.load(cohort_lib.t1w_path(cohort_dir, pid)).get_fdata()
+        np.testing.assert_array_equal(a, b)

@@ -1,0 +1,68 @@
+"""The short-run notebooks re-executed with papermill on the smoke profile, and the book built offline."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ldm import book
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory):
+    """A copy of the book sources in a temporary folder, executed on smoke and built with -W."""
+    root = tmp_path_factory.mktemp("book")
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, root / name)
+    shutil.copytree(ROOT / "notebooks", root / "notebooks")
+    shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("_build", "notebooks"))
+    timings = {name: book.run_notebook(name, "smoke", str(root / "runs" / "smoke"), root=root)
+               for name in book.toc_notebooks(root)}
+    html = book.build_html(root)
+    return root, html, timings
+
+
+def test_toc_lists_the_notebooks_in_order():
+    names = book.toc_notebooks()
+    assert names[0] == "01_preprocessing"
+    for name in names:
+        assert (ROOT / "notebooks" / f"{name}.ipynb").is_file()
+
+
+def test_source_notebooks_are_stripped_and_parameterised():
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = json.loads(path.read_text())
+        cells = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells), path
+        assert all(not c.get("outputs") and c.get("execution_count") is None for c in cells), f"{path}: outputs"
+        params = next(c for c in cells if "parameters" in c["metadata"].get("tags", []))
+        assert 'profile = "demo"' in "".join(params["source"]), "the book's default profile is demo"
+
+
+def test_preprocessing_notebook_runs_on_smoke(built_book):
+    root, _, _ = built_book
+    executed = json.loads((root / "book" / "notebooks" / "01_preprocessing.ipynb").read_text())
+    outputs = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) >= 3, "covariates, registration and QC figures"
+    manifest = pd.read_csv(root / "runs" / "smoke" / "preprocessed" / "manifest.tsv", sep="\t")
+    assert (manifest["status"] == "ok").all()
+
+
+def test_book_builds_offline_with_the_pages(built_book):
+    _, html, _ = built_book
+    pages = {p.relative_to(html).as_posix() for p in html.rglob("*.html")}
+    assert {"book/intro.html", "book/methods.html", "book/notebooks/01_preprocessing.html"} <= pages
+    methods = (html / "book" / "methods.html").read_text()
+    assert 'src="../_static/mathjax/tex-chtml.js"' in methods, "MathJax must be served from the book"
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    for page in pages:
+        text = (html / page).read_text()
+        assert "cdn.jsdelivr.net/npm/mathjax" not in text and "polyfill.io" not in text, page
+    page = (html / "book" / "notebooks" / "01_preprocessing.html").read_text()
+    assert page.count("<img") >= 3 and "profile smoke" in page

@@ -1,0 +1,155 @@
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+from nibabel.orientations import axcodes2ornt, io_orientation, ornt_transform
+
+from ldm.config import load_profile
+from ldm.io import DataError
+from ldm.preprocess import (
+    from_sitk,
+    load_preprocessed,
+    normalise_intensity,
+    preprocess_cohort,
+    preprocess_image,
+    target_grid,
+    to_sitk,
+)
+from ldm.template import load_template_t1
+
+LPS = np.diag([-1.0, -1.0, 1.0])
+
+
+def moved_template(voxel_mm: float, rotation_deg, translation_mm, axcodes: str = "RAS"):
+    """The MNI T1 template moved by a known rigid transform G (MNI RAS -> scanner RAS), on a scanner grid
+    of ``voxel_mm`` stored with orientation ``axcodes``. Returns the NIfTI image and G as a 4x4 (RAS)."""
+    t1, affine = load_template_t1(1.0)
+    template = to_sitk(t1, affine)
+    g = sitk.Euler3DTransform()
+    g.SetCenter([0.0, 18.0, 6.0])  # LPS of MNI (0, -18, 6)
+    g.SetRotation(*np.radians(rotation_deg))
+    g.SetTranslation([float(t) for t in translation_mm])
+    n = int(230 / voxel_mm)
+    ref = sitk.Image([n, n, n], sitk.sitkFloat32)
+    ref.SetSpacing([voxel_mm] * 3)
+    ref.SetOrigin([-115.0, -115.0 + 18, -115.0 + 6])
+    sigma = np.sqrt(max(voxel_mm**2 - 1, 0)) / 2.3548
+    moved = sitk.Resample(sitk.SmoothingRecursiveGaussian(template, max(sigma, 0.01)), ref, g.GetInverse(),
+                          sitk.sitkLinear, 0.0)
+    data = from_sitk(moved) * 1000
+    ras_affine = np.diag([-voxel_mm, -voxel_mm, voxel_mm, 1.0])  # the grid above, in RAS
+    ras_affine[:3, 3] = LPS @ np.asarray(ref.GetOrigin())
+    img = nib.Nifti1Image(data.astype(np.float32), ras_affine)
+    img = img.as_reoriented(ornt_transform(io_orientation(img.affine), axcodes2ornt(tuple(axcodes))))
+    m = np.eye(4)
+    m[:3, :3] = LPS @ np.asarray(g.GetMatrix()).reshape(3, 3) @ LPS
+    m[:3, 3] = LPS @ np.asarray(g.TransformPoint([0.0, 0.0, 0.0]))
+    return img, m
+
+
+def rigid_errors(found: sitk.Euler3DTransform, truth: np.ndarray) -> tuple[float, float]:
+    """(rotation error in degrees, max displacement error in mm over the brain) between two RAS rigids."""
+    m = np.eye(4)
+    m[:3, :3] = LPS @ np.asarray(found.GetMatrix()).reshape(3, 3) @ LPS
+    m[:3, 3] = LPS @ np.asarray(found.TransformPoint([0.0, 0.0, 0.0]))
+    rel = m[:3, :3].T @ truth[:3, :3]
+    angle = np.degrees(np.arccos(np.clip((np.trace(rel) - 1) / 2, -1, 1)))
+    t1, affine = load_template_t1(4.0)
+    brain = (affine[:3, :3] @ np.argwhere(t1 > 0.3).T + affine[:3, 3:4])
+    diff = (m[:3, :3] - truth[:3, :3]) @ brain + (m[:3, 3:4] - truth[:3, 3:4])
+    return float(angle), float(np.linalg.norm(diff, axis=0).max())
+
+
+@pytest.mark.parametrize("axcodes", ["RAS", "PIL", "LPS"])
+def test_registration_recovers_a_known_rigid_transform(axcodes):
+    demo = load_profile("demo")
+    img, truth = moved_template(2.0, rotation_deg=(8.0, -6.0, 10.0), translation_mm=(7.0, -5.0, 4.0), axcodes=axcodes)
+    res = preprocess_image(img, demo.data, demo.preprocessing)
+    angle, displacement = rigid_errors(res["transform"], truth)
+    assert angle < 1.0, f"rotation off by {angle:.2f} degrees"
+    assert displacement < 1.0, f"a brain point is off by {displacement:.2f} mm"
+    assert res["ncc"] > 0.95
+
+
+def test_paper_profile_output_is_160x224x160_at_1mm():
+    paper = load_profile("paper")
+    img, _ = moved_template(1.5, rotation_deg=(3.0, 0.0, -4.0), translation_mm=(2.0, 3.0, -1.0), axcodes="LAS")
+    res = preprocess_image(img, paper.data, paper.preprocessing)
+    assert res["volume"].shape == (160, 224, 160)
+    np.testing.assert_allclose(np.abs(np.diag(res["affine"])[:3]), [1, 1, 1])
+    assert 0 <= res["volume"].min() and res["volume"].max() <= 1
+    assert res["ncc"] > 0.9
+
+
+def test_to_sitk_matches_simpleitks_own_nifti_reader(tmp_path):
+    rng = np.random.default_rng(0)
+    data = rng.random((7, 9, 5)).astype(np.float32)
+    affine = np.array([[0, 0, -1.5, 40.0], [-1.2, 0, 0, 12.0], [0, 2.0, 0, -30.0], [0, 0, 0, 1]])  # PIL-like
+    path = tmp_path / "x.nii.gz"
+    nib.save(nib.Nifti1Image(data, affine), path)
+    ours, theirs = to_sitk(data, affine), sitk.ReadImage(str(path))
+    np.testing.assert_allclose(ours.GetSpacing(), theirs.GetSpacing(), atol=1e-5)
+    np.testing.assert_allclose(ours.GetOrigin(), theirs.GetOrigin(), atol=1e-4)
+    np.testing.assert_allclose(ours.GetDirection(), theirs.GetDirection(), atol=1e-5)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(ours), sitk.GetArrayFromImage(theirs))
+
+
+def test_target_grid_is_centred_on_the_field_of_view():
+    demo = load_profile("demo")
+    affine, shape = target_grid(demo.data)
+    centre = affine[:3, :3] @ ((np.asarray(shape) - 1) / 2) + affine[:3, 3]
+    np.testing.assert_allclose(centre, demo.data.fov_center_mm)
+
+
+def test_intensity_normalisation_is_robust_to_outliers():
+    rng = np.random.default_rng(1)
+    vol = np.zeros((20, 20, 20), np.float32)
+    vol[5:15, 5:15, 5:15] = rng.normal(100, 5, (10, 10, 10))
+    vol[10, 10, 10] = 1e6  # one hot voxel must not squash the rest
+    out = normalise_intensity(vol, (0.5, 99.5))
+    assert out.min() == 0 and out.max() == 1
+    assert np.median(out[5:15, 5:15, 5:15]) > 0.8
+
+
+def test_cohort_preprocessing_outputs_and_manifest(preprocessed, smoke):
+    out, manifest = preprocessed
+    assert (manifest["status"] == "ok").all(), manifest["error"].tolist()
+    assert manifest["ncc"].min() > 0.6
+    pre = load_preprocessed(out)
+    img = nib.load(pre["image"].iloc[0])
+    assert img.shape == smoke.data.shape
+    assert nib.aff2axcodes(img.affine) == ("R", "A", "S")
+    vent = nib.load(pre["label_ventricles"].iloc[0]).get_fdata()
+    assert vent.shape == smoke.data.shape and 0 <= vent.min() and vent.max() <= 1
+    assert {"sex", "age", "ventricular_volume", "brain_volume", "split", "age_norm"} <= set(pre.columns)
+
+
+def test_one_bad_subject_is_recorded_and_the_rest_kept(tmp_path, smoke, cohort_dir):
+    from ldm.data import load_cohort
+
+    table = load_cohort(cohort_dir, smoke.data.covariates).head(4).copy()
+    out = tmp_path / "pre"
+    first = preprocess_cohort(table, out, smoke, progress=False)
+    assert (first["status"] == "ok").all()
+    kept = {p: p.stat().st_mtime_ns for p in out.glob("images/*.nii.gz")}
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(open(table["image"].iloc[1], "rb").read()[:5000])  # truncated
+    table.loc[1, "image"] = str(broken)
+    second = preprocess_cohort(table, out, smoke, progress=False)
+    bad = second.set_index("participant_id").loc[table["participant_id"].iloc[1]]
+    assert bad["status"] == "failed" and "broken.nii.gz" in bad["error"] and "cannot read" in bad["error"]
+    assert (second["status"] == "ok").sum() == 3
+    # the good subjects were skipped, not redone, and their files are intact
+    for path, mtime in kept.items():
+        assert path.stat().st_mtime_ns == mtime
+    assert pd.read_csv(out / "manifest.tsv", sep="\t")["status"].tolist().count("ok") == 3
+
+
+def test_bad_image_gives_a_clear_error(tmp_path, smoke):
+    path = tmp_path / "empty.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((10, 10, 10), np.float32), np.eye(4)), path)
+    from ldm.io import read_image
+
+    with pytest.raises(DataError, match=r"empty\.nii\.gz: T1w image: every voxel equals 0"):
+        preprocess_image(read_image(path), smoke.data, smoke.preprocessing)
