@@ -4,13 +4,14 @@ No UK Biobank access is needed to run the book: each subject is the MNI152 2009 
 ways that the paper's covariates describe, then "scanned":
 
 1. Demographics and latent factors (``sample_factors``): age ~ N(63.6, 7.5) in [44, 82], 47% male
-   (paper 2.1); a ventricle-volume factor that grows with age and a cortical-atrophy depth that grows
-   with age, sharing part of their individual noise; a head size that depends on sex.
+   (paper 2.1); a target ventricle volume and a cortical-atrophy depth that both grow with age and
+   share part of their individual noise; a head size that depends on sex.
 2. Anatomy, in template space: cortical atrophy erodes tissue from the outer CSF boundary by a depth
-   that varies smoothly over the cortex (sulcal widening, thinner cortex); periventricular
+   that varies smoothly over the cortex (sulcal widening, thinner cortex); deep
    white-matter hypointensities, more of them with age; a grey/white contrast that varies.
-3. Shape: one backward map composed of a per-hemisphere scaling of the lateral ventricles (and the
-   tissue around them), two scales of random elastic warps, and an anisotropic head-size scaling.
+3. Shape: one backward map composed of an anisotropic head-size scaling, two scales of random elastic
+   warps, and a dilation of the lateral ventricles (a flow along their surface normal that pushes the
+   tissue around them outwards).
 4. Scan: a rigid head position in the scanner, a voxel size per axis and an orientation code per scan,
    a smooth multiplicative bias field, a gain, a gamma and Rician noise; int16 or float32 on disk.
 
@@ -56,6 +57,7 @@ TARGET_VENTRICLES_ML = 36.0
 # Lateral-ventricle volume of the template after a dilation of d mm, V(d) ~ 17.8 + 5.6 d + 0.6 d^2 mL:
 # a quadratic fitted to volumes measured at d = -3..12 mm (8.8 mL at -3, 95.8 at 8, 154 at 12).
 VENTRICLE_VOLUME_FIT = (17.8, 5.6, 0.6)
+ATROPHY_MEDIAN_MM = 1.4
 MASKS = ("GM", "WM", "ventricles", "intracranial")
 GENERATOR_VERSION = 1  # bump when the generator changes: cohorts on disk from another version are redone
 
@@ -106,9 +108,12 @@ def sample_factors(seed: int, index: int, cfg: CohortConfig) -> SubjectFactors:
     # Ventricle volume: log-normal, log-sd ~0.5 as in UK Biobank, r(age) ~0.45. Drawn as a target volume,
     # turned into a dilation depth of the template's ventricles; the volume that results is measured.
     log_vol = np.log(TARGET_VENTRICLES_ML) + 0.30 * z + 0.5 * (0.6 * shared + 0.8 * rng.standard_normal())
-    depth = dilation_for_volume(float(np.exp(log_vol)))
+    # Bounded to 8-150 mL so the cohort stays inside UK Biobank's observed range (7.0-171.4 mL).
+    depth = dilation_for_volume(float(np.clip(np.exp(log_vol), 8.0, 150.0)))
     d_left, d_right = depth + 0.4 * rng.standard_normal(2)  # left/right asymmetry
-    atrophy = max(0.0, 1.3 + 0.5 * z + 0.6 * (0.6 * shared + 0.8 * rng.standard_normal()))
+    # Cortical atrophy depth (mm): log-normal, so it never piles up at zero, growing with age; capped at
+    # 4 mm, which keeps brain volume inside UK Biobank's range (field 25009: 1144-1794 mL).
+    atrophy = min(4.0, ATROPHY_MEDIAN_MM * np.exp(0.3 * z + 0.35 * (0.6 * shared + 0.8 * rng.standard_normal())))
     n_lesions = int(rng.poisson(max(0.2, 1.5 + 2.0 * z)))
     contrast = float(rng.uniform(-0.03, 0.03) - 0.01 * z)
     head = 0.94 + 0.05 * male + 0.025 * rng.standard_normal() + 0.012 * rng.standard_normal(3)
