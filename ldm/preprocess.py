@@ -269,3 +269,10 @@ def load_preprocessed(out_dir: str | Path, status: str = "ok") -> pd.DataFrame:
     for col in [c for c in df.columns if c == "image" or c.startswith("label_")]:
         df[col] = [str(out / p) for p in df[col]]
     return df.reset_index(drop=True)
+
+
+def label_volume(path: str | Path) -> float:
+    """Volume (mm3) of a probability map: its sum times the voxel volume. A rigid registration keeps
+    volumes, so a label carried to MNI space should keep the volume it had on the scan's own grid."""
+    img = nib.load(str(path))
+    return float(np.asarray(img.dataobj, dtype=np.float64).sum() * abs(np.linalg.det(img.affine[:3, :3])))

@@ -153,3 +153,15 @@ def test_bad_image_gives_a_clear_error(tmp_path, smoke):
 
     with pytest.raises(DataError, match=r"empty\.nii\.gz: T1w image: every voxel equals 0"):
         preprocess_image(read_image(path), smoke.data, smoke.preprocessing)
+
+
+def test_ventricle_volume_survives_preprocessing(preprocessed):
+    """Rigid registration keeps volumes: the ventricle map carried to MNI space keeps its volume."""
+    from ldm.preprocess import label_volume
+
+    out, _ = preprocessed
+    pre = load_preprocessed(out)
+    mni = np.array([label_volume(p) for p in pre["label_ventricles"]])
+    truth = pre["ventricular_volume"].to_numpy()
+    assert np.corrcoef(mni, truth)[0, 1] > 0.97
+    assert np.median(np.abs(mni / truth - 1)) < 0.05
