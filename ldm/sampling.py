@@ -1,0 +1,106 @@
+"""Noise schedule and the two samplers, each a short plain function over a noise-prediction function.
+
+Notation (Ho et al. 2020; Song et al. 2021): beta_t, alpha_t = 1 - beta_t, abar_t = prod_{s<=t} alpha_s,
+and the forward process x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps. ``eps_fn(x_t, t)`` returns the
+predicted eps for a batch x_t at integer timestep t. Both samplers follow MONAI's DDPMScheduler /
+DDIMScheduler conventions (clip_sample False, DDPM "fixed_small" variance, DDIM final abar = 1), which
+is what the paper's released model was sampled with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+EpsFn = Callable[[torch.Tensor, int], torch.Tensor]
+Generators = torch.Generator | list[torch.Generator] | None
+
+
+def make_betas(num_train_timesteps: int, schedule: str, beta_start: float, beta_end: float) -> torch.Tensor:
+    """beta_t for t = 0..T-1. ``scaled_linear_beta`` is linear in sqrt(beta) (the paper's 0.0015-0.0205)."""
+    if schedule == "scaled_linear_beta":
+        return torch.linspace(beta_start**0.5, beta_end**0.5, num_train_timesteps, dtype=torch.float64) ** 2
+    if schedule == "linear_beta":
+        return torch.linspace(beta_start, beta_end, num_train_timesteps, dtype=torch.float64)
+    raise ValueError(f"unknown schedule {schedule!r}")
+
+
+def alphas_cumprod(betas: torch.Tensor) -> torch.Tensor:
+    return torch.cumprod(1.0 - betas, dim=0)
+
+
+def add_noise(x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, abar: torch.Tensor) -> torch.Tensor:
+    """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, for a batch of timesteps t."""
+    a = abar.to(x0.device)[t].to(x0.dtype).view(-1, *(1,) * (x0.ndim - 1))
+    return a.sqrt() * x0 + (1 - a).sqrt() * eps
+
+
+def ddim_timesteps(num_train_timesteps: int, steps: int) -> list[int]:
+    """The DDIM grid of MONAI-Generative 0.2, which sampled the released model: T // steps apart, ending
+    at 0, so 1000 and 50 give 980, 960, ..., 0. (MONAI 1.6's DDIMScheduler spaces 999 .. 0 instead.)"""
+    ratio = num_train_timesteps // steps
+    return [i * ratio for i in range(steps)][::-1]
+
+
+@torch.no_grad()
+def ddim_sample(eps_fn: EpsFn, x: torch.Tensor, betas: torch.Tensor, steps: int = 50, eta: float = 0.0,
+                generator: Generators = None) -> torch.Tensor:
+    """DDIM (Song et al. 2021, eq. 12): from noise ``x`` = x_T to x_0 in ``steps`` steps.
+
+    Per step t -> s (the next timestep on the grid; abar_s = 1 after the last):
+        x0_hat  = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)
+        sigma   = eta * sqrt((1 - abar_s) / (1 - abar_t)) * sqrt(1 - abar_t / abar_s)
+        x_s     = sqrt(abar_s) x0_hat + sqrt(1 - abar_s - sigma^2) eps + sigma z
+    eta = 0 is deterministic; eta = 1 has DDPM's variance.
+    """
+    abar = alphas_cumprod(betas)
+    grid = ddim_timesteps(len(betas), steps)
+    for i, t in enumerate(grid):
+        a_t = abar[t]
+        a_s = abar[grid[i + 1]] if i + 1 < len(grid) else torch.tensor(1.0, dtype=abar.dtype)
+        eps = eps_fn(x, t)
+        x0_hat = (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+        sigma = eta * ((1 - a_s) / (1 - a_t)).sqrt() * (1 - a_t / a_s).sqrt()
+        x = a_s.sqrt() * x0_hat + (1 - a_s - sigma**2).clamp(min=0).sqrt() * eps
+        if eta > 0:
+            x = x + sigma * _noise_like(x, generator)
+    return x
+
+
+@torch.no_grad()
+def ddpm_sample(eps_fn: EpsFn, x: torch.Tensor, betas: torch.Tensor,
+                generator: Generators = None) -> torch.Tensor:
+    """Ancestral DDPM (Ho et al. 2020, eqs. 6-7): all T steps, posterior mean and "fixed small" variance.
+
+        x0_hat = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)
+        mean   = sqrt(abar_{t-1}) beta_t / (1 - abar_t) x0_hat + sqrt(alpha_t) (1 - abar_{t-1}) / (1 - abar_t) x_t
+        var    = beta_t (1 - abar_{t-1}) / (1 - abar_t),  no noise added at t = 0
+    """
+    abar = alphas_cumprod(betas)
+    for t in range(len(betas) - 1, -1, -1):
+        a_t, beta_t = abar[t], betas[t]
+        a_prev = abar[t - 1] if t > 0 else torch.tensor(1.0, dtype=abar.dtype)
+        eps = eps_fn(x, t)
+        x0_hat = (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+        mean = (a_prev.sqrt() * beta_t / (1 - a_t)) * x0_hat + ((1 - beta_t).sqrt() * (1 - a_prev) / (1 - a_t)) * x
+        if t > 0:
+            var = (beta_t * (1 - a_prev) / (1 - a_t)).clamp(min=1e-20)
+            x = mean + var.sqrt() * _noise_like(x, generator)
+        else:
+            x = mean
+    return x
+
+
+def _noise_like(x: torch.Tensor, generator: Generators) -> torch.Tensor:
+    """Gaussian noise shaped like x; with a list of generators, sample i draws from generator i, so a
+    sample's noise never depends on the batch it is in."""
+    if isinstance(generator, list | tuple):
+        return torch.stack([torch.randn(x.shape[1:], generator=g, dtype=x.dtype, device=x.device) for g in generator])
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+
+
+def initial_noise(shape: tuple[int, ...], seeds: list[int], device: str | torch.device = "cpu") -> tuple[torch.Tensor, list]:
+    """x_T for one sample per seed, and the per-sample generators the sampler continues with."""
+    gens = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+    return torch.stack([torch.randn(shape, generator=g, device=device) for g in gens]), gens
