@@ -100,7 +100,9 @@ def _noise_like(x: torch.Tensor, generator: Generators) -> torch.Tensor:
     return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
 
 
-def initial_noise(shape: tuple[int, ...], seeds: list[int], device: str | torch.device = "cpu") -> tuple[torch.Tensor, list]:
+def initial_noise(
+    shape: tuple[int, ...], seeds: list[int], device: str | torch.device = "cpu"
+) -> tuple[torch.Tensor, list[torch.Generator]]:
     """x_T for one sample per seed, and the per-sample generators the sampler continues with."""
     gens = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
     return torch.stack([torch.randn(shape, generator=g, device=device) for g in gens]), gens
