@@ -107,12 +107,25 @@ class SchedulerConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
+    """Both training runs (paper 2.2). Batch sizes are global: split over the ranks of a torchrun job."""
+
     autoencoder_steps: int
     autoencoder_batch_size: int
     autoencoder_lr: float
+    kl_weight: float
+    perceptual_weight: float  # used only when perceptual_weights names a file
+    perceptual_weights: str  # path to MedicalNet ResNet-10 weights; "" = no perceptual term (recorded)
+    adversarial_weight: float
+    adversarial_warmup_steps: int  # the adversarial term joins after this many steps
+    discriminator_channels: int
+    discriminator_layers: int  # each halves the volume: 3 needs at least ~40 voxels a side
     diffusion_steps: int
     diffusion_batch_size: int
     diffusion_lr: float
+    ema_decay: float
+    precision: Literal["fp32", "bf16"]  # bf16 autocast where the device supports it
+    checkpoint_every: int
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -321,6 +334,10 @@ def _check_semantics(p: Profile, where: str) -> None:
         fail("diffusion.cross_attention_dim", "must equal the number of covariates (one token of them)")
     if not 0 < p.scheduler.beta_start < p.scheduler.beta_end < 1:
         fail("scheduler.beta_end", "need 0 < beta_start < beta_end < 1")
+    if not 0 <= p.training.ema_decay < 1:
+        fail("training.ema_decay", "must be in [0, 1)")
+    if p.training.checkpoint_every < 1:
+        fail("training.checkpoint_every", "must be at least 1")
     if not 0 < p.sampling.ddim_steps <= p.scheduler.num_train_timesteps:
         fail("sampling.ddim_steps", "must be in 1..num_train_timesteps")
     if p.metrics.ms_ssim_kernel_size % 2 == 0:

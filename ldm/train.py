@@ -1,0 +1,351 @@
+"""Training loops for the autoencoder and the latent diffusion model (paper 2.2), one process or many.
+
+    python -m ldm.train autoencoder --profile smoke --run-dir runs/smoke
+    python -m ldm.train diffusion   --profile smoke --run-dir runs/smoke
+    torchrun --nproc_per_node 2 -m ldm.train diffusion --profile smoke --run-dir runs/smoke
+
+Reproducibility is designed in, not hoped for: the global batch of step k, each sample's noise and
+each sample's timestep are functions of (seed, k, position in the global batch) alone. So a run killed
+and resumed from its last checkpoint, and a run split over N ranks (each taking every N-th sample of
+the global batch; DDP averages the gradients), follow the same trajectory as one uninterrupted process.
+Checkpoints are written atomically and read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import logging
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from monai.losses import PatchAdversarialLoss
+from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm import tqdm
+
+from .config import Profile, load_profile
+from .io import atomic_path, atomic_write_table
+from .networks import build_autoencoder, build_discriminator, build_unet, conditioning_inputs
+from .sampling import add_noise, alphas_cumprod, make_betas
+
+log = logging.getLogger(__name__)
+COVARIATE_COLUMNS = ("sex_norm", "age_norm", "ventricular_volume_norm", "brain_volume_norm")
+
+
+# --- processes, seeds, checkpoints --------------------------------------------------------------
+
+
+def setup_distributed() -> tuple[int, int, torch.device]:
+    """(rank, world size, device): from torchrun's environment, or a single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available()
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    rank = dist.get_rank() if world > 1 else 0
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    return rank, world, device
+
+
+def global_batch(step: int, n: int, batch: int, seed: int) -> np.ndarray:
+    """Dataset indices of the global batch at ``step``: consecutive slices of per-epoch permutations."""
+    pos = step * batch + np.arange(batch)
+    epochs = pos // n
+    out = np.empty(batch, dtype=np.int64)
+    for e in np.unique(epochs):
+        perm = np.random.default_rng([seed, int(e)]).permutation(n)
+        out[epochs == e] = perm[pos[epochs == e] % n]
+    return out
+
+
+def sample_generator(seed: int, step: int, position: int) -> torch.Generator:
+    """The generator of one sample of one step: the same whatever the rank or batch split."""
+    state = np.random.SeedSequence([seed, step, position]).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+def save_checkpoint(path: str | Path, payload: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint as data only: a pickled object inside is refused, not executed."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "bf16" and (device.type == "cuda" or torch.backends.mkldnn.is_available()):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+
+def load_volumes(manifest: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
+    """Preprocessed volumes (N, 1, D, H, W) in [0, 1] and normalised covariates (N, 4) of a manifest."""
+    vols = np.stack([np.asarray(nib.load(p).dataobj, dtype=np.float32) for p in manifest["image"]])
+    covs = manifest[list(COVARIATE_COLUMNS)].to_numpy(np.float32)
+    return torch.from_numpy(vols)[:, None], torch.from_numpy(covs)
+
+
+# --- the autoencoder ----------------------------------------------------------------------------
+
+
+class _AutoencoderPass(torch.nn.Module):
+    """encode -> reparameterise with given noise -> decode, as one forward (so DDP sees it)."""
+
+    def __init__(self, ae):
+        super().__init__()
+        self.ae = ae
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor):
+        mu, sigma = self.ae.encode(x)
+        return self.ae.decode(mu + sigma * eps), mu, sigma
+
+
+def kl_divergence(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(0, 1)), summed over latent voxels, averaged over the batch."""
+    kl = 0.5 * (mu.pow(2) + sigma.pow(2) - torch.log(sigma.pow(2) + 1e-12) - 1)
+    return kl.flatten(1).sum(1).mean()
+
+
+def train_autoencoder(profile: Profile, images: torch.Tensor, out_dir: str | Path, steps: int | None = None,
+                      progress: bool = True) -> Path:
+    """L1 + KL (+ perceptual when weights are given) + patch adversarial after a warm-up. Returns the
+    checkpoint path. Resumes from ``out_dir/autoencoder.pt`` when it holds fewer steps."""
+    cfg = profile.training
+    steps = cfg.autoencoder_steps if steps is None else steps
+    rank, world, device = setup_distributed()
+    out = Path(out_dir)
+    ckpt_path = out / "autoencoder.pt"
+    torch.manual_seed(cfg.seed)  # initial weights: identical on every rank
+    ae = build_autoencoder(profile.autoencoder).to(device)
+    disc = build_discriminator(cfg.discriminator_channels, cfg.discriminator_layers).to(device)
+    opt_g = torch.optim.Adam(ae.parameters(), lr=cfg.autoencoder_lr)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.autoencoder_lr)
+    history: list[dict] = []
+    start = 0
+    if ckpt_path.is_file():
+        ck = load_checkpoint(ckpt_path)
+        _check_config(ck, profile, "autoencoder", ckpt_path)
+        ae.load_state_dict(ck["model"])
+        disc.load_state_dict(ck["discriminator"])
+        opt_g.load_state_dict(ck["optimizer"])
+        opt_d.load_state_dict(ck["optimizer_discriminator"])
+        start, history = int(ck["step"]), list(ck["history"])
+    perceptual = None
+    if cfg.perceptual_weights:
+        from .perceptual import MedicalNetPerceptualLoss
+
+        perceptual = MedicalNetPerceptualLoss(cfg.perceptual_weights).to(device)
+    model = _AutoencoderPass(ae)
+    if world > 1:
+        model, disc = DDP(model), DDP(disc)
+    adv = PatchAdversarialLoss(criterion="least_squares")
+    per_rank = _split(cfg.autoencoder_batch_size, world)
+    t0 = time.perf_counter()
+    for step in tqdm(range(start, steps), desc="autoencoder", disable=not progress or rank > 0,
+                     initial=start, total=steps):
+        idx = global_batch(step, len(images), cfg.autoencoder_batch_size, cfg.seed)[rank::world]
+        x = images[idx].to(device)
+        latent_shape = (profile.autoencoder.latent_channels, *profile.latent_shape)
+        eps = torch.stack([torch.randn(latent_shape, generator=sample_generator(cfg.seed, step, rank + world * j))
+                           for j in range(per_rank)]).to(device)
+        with autocast(device, cfg.precision):
+            recon, mu, sigma = model(x, eps)
+        recon, mu, sigma = recon.float(), mu.float(), sigma.float()
+        l1 = F.l1_loss(recon, x)
+        kl = kl_divergence(mu, sigma)
+        loss = l1 + cfg.kl_weight * kl
+        p_loss = torch.zeros(())
+        if perceptual is not None:
+            p_loss = perceptual(recon, x)
+            loss = loss + cfg.perceptual_weight * p_loss
+        adversarial = step >= cfg.adversarial_warmup_steps and cfg.adversarial_weight > 0
+        g_adv = torch.zeros(())
+        if adversarial:
+            g_adv = adv(disc(recon)[-1], target_is_real=True, for_discriminator=False)
+            loss = loss + cfg.adversarial_weight * g_adv
+        opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_g.step()
+        d_loss = torch.zeros(())
+        if adversarial:
+            # one forward over fakes and reals together: DDP allows one forward per backward
+            logits = disc(torch.cat([recon.detach(), x]))[-1]
+            fake = adv(logits[: len(x)], target_is_real=False, for_discriminator=True)
+            real = adv(logits[len(x):], target_is_real=True, for_discriminator=True)
+            d_loss = cfg.adversarial_weight * 0.5 * (fake + real)
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+        history.append({"step": step + 1, "l1": l1.item(), "kl": kl.item(), "perceptual": p_loss.item(),
+                        "generator_adversarial": g_adv.item(), "discriminator": d_loss.item()})
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == steps:
+            if rank == 0:
+                save_checkpoint(ckpt_path, {
+                    "kind": "autoencoder", "step": step + 1, "model": ae.state_dict(),
+                    "discriminator": _unwrap(disc).state_dict(), "optimizer": opt_g.state_dict(),
+                    "optimizer_discriminator": opt_d.state_dict(), "history": history,
+                    "config": _config_record(profile), "perceptual": cfg.perceptual_weights or "none",
+                    "world_size": world, "seconds": time.perf_counter() - t0})
+                atomic_write_table(pd.DataFrame(history), out / "autoencoder_history.tsv")
+            _barrier(world)
+    return ckpt_path
+
+
+# --- latents and the diffusion model -------------------------------------------------------------
+
+
+@torch.no_grad()
+def encode(ae, images: torch.Tensor, batch: int = 8, device: str | torch.device = "cpu") -> torch.Tensor:
+    """Latent means z_mu of a set of volumes (the deterministic encoding the diffusion model learns)."""
+    ae = ae.to(device).eval()
+    return torch.cat([ae.encode(images[i:i + batch].to(device))[0].float().cpu() for i in range(0, len(images), batch)])
+
+
+def train_diffusion(profile: Profile, latents: torch.Tensor, covariates: torch.Tensor, out_dir: str | Path,
+                    steps: int | None = None, progress: bool = True) -> Path:
+    """Epsilon (or v) prediction on scaled latents with hybrid conditioning; EMA of the weights.
+
+    ``latents`` are raw z_mu; the scale factor 1 / std is computed here from them and stored in the
+    checkpoint (with the samplers' schedule), so sampling needs nothing else."""
+    cfg = profile.training
+    steps = cfg.diffusion_steps if steps is None else steps
+    rank, world, device = setup_distributed()
+    out = Path(out_dir)
+    ckpt_path = out / "diffusion.pt"
+    scale = float(1.0 / latents.std())
+    z_all = latents * scale
+    torch.manual_seed(cfg.seed)
+    unet = build_unet(profile.diffusion, profile.autoencoder.latent_channels).to(device)
+    ema = copy.deepcopy(unet).requires_grad_(False)
+    opt = torch.optim.Adam(unet.parameters(), lr=cfg.diffusion_lr)
+    history: list[dict] = []
+    start = 0
+    if ckpt_path.is_file():
+        ck = load_checkpoint(ckpt_path)
+        _check_config(ck, profile, "diffusion", ckpt_path)
+        unet.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["optimizer"])
+        start, history = int(ck["step"]), list(ck["history"])
+    model = DDP(unet) if world > 1 else unet
+    sched = profile.scheduler
+    betas = make_betas(sched.num_train_timesteps, sched.schedule, sched.beta_start, sched.beta_end)
+    abar = alphas_cumprod(betas)
+    per_rank = _split(cfg.diffusion_batch_size, world)
+    t0 = time.perf_counter()
+    for step in tqdm(range(start, steps), desc="diffusion", disable=not progress or rank > 0,
+                     initial=start, total=steps):
+        idx = global_batch(step, len(z_all), cfg.diffusion_batch_size, cfg.seed)[rank::world]
+        z0, c = z_all[idx].to(device), covariates[idx].to(device)
+        gens = [sample_generator(cfg.seed, step, rank + world * j) for j in range(per_rank)]
+        noise = torch.stack([torch.randn(z0.shape[1:], generator=g) for g in gens]).to(device)
+        t = torch.stack([torch.randint(0, sched.num_train_timesteps, (), generator=g) for g in gens]).to(device)
+        zt = add_noise(z0, noise, t, abar)
+        if sched.prediction_type == "epsilon":
+            target = noise
+        elif sched.prediction_type == "v_prediction":
+            a = abar.to(device)[t].float().view(-1, *(1,) * (z0.ndim - 1))
+            target = a.sqrt() * noise - (1 - a).sqrt() * z0
+        else:
+            target = z0
+        x_in, context = conditioning_inputs(zt, c)
+        with autocast(device, cfg.precision):
+            pred = model(x=x_in, timesteps=t, context=context)
+        loss = F.mse_loss(pred.float(), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), unet.parameters()):
+                pe.lerp_(p, 1 - cfg.ema_decay)
+        history.append({"step": step + 1, "loss": loss.item()})
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == steps:
+            if rank == 0:
+                save_checkpoint(ckpt_path, {
+                    "kind": "diffusion", "step": step + 1, "model": unet.state_dict(), "ema": ema.state_dict(),
+                    "optimizer": opt.state_dict(), "history": history, "scale_factor": scale,
+                    "config": _config_record(profile), "world_size": world,
+                    "seconds": time.perf_counter() - t0})
+                atomic_write_table(pd.DataFrame(history), out / "diffusion_history.tsv")
+            _barrier(world)
+    return ckpt_path
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _split(global_batch_size: int, world: int) -> int:
+    if global_batch_size % world:
+        raise ValueError(f"global batch {global_batch_size} does not split evenly over {world} ranks")
+    return global_batch_size // world
+
+
+def _unwrap(m):
+    return m.module if isinstance(m, DDP) else m
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        dist.barrier()
+
+
+def _config_record(profile: Profile) -> str:
+    """The profile's numbers, as JSON text (plain data, loadable with weights_only)."""
+    return json.dumps({"name": profile.name, "fingerprint": profile.fingerprint(), **profile.to_dict()}, default=list)
+
+
+def _check_config(ck: dict, profile: Profile, section: str, path: Path) -> None:
+    """A checkpoint resumes only into the architecture it was trained with."""
+    saved = json.loads(ck["config"])
+    keys = ("autoencoder",) if section == "autoencoder" else ("autoencoder", "diffusion", "scheduler")
+    for key in keys:
+        now = json.loads(json.dumps(asdict(getattr(profile, key)), default=list))
+        if saved.get(key) != now:
+            raise ValueError(f"{path}: checkpoint was trained with a different {key} section "
+                             f"(saved {saved.get(key)}, profile {now}); use another run folder")
+
+
+def main(argv: list[str] | None = None) -> None:
+    from .preprocess import load_preprocessed
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["autoencoder", "diffusion"])
+    ap.add_argument("--profile", default="smoke")
+    ap.add_argument("--overrides", default="{}")
+    ap.add_argument("--run-dir", required=True)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--latents", default="", help="diffusion: a .pt of {'latents', 'covariates'} to train on")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    profile = load_profile(args.profile, json.loads(args.overrides))
+    run = Path(args.run_dir)
+    models = run / "models"
+    if args.what == "autoencoder":
+        train = load_preprocessed(run / "preprocessed").query("split == 'train'")
+        images, _ = load_volumes(train)
+        train_autoencoder(profile, images, models, steps=args.steps)
+    else:
+        data = torch.load(args.latents or models / "latents.pt", weights_only=True)
+        train_diffusion(profile, data["latents"], data["covariates"], models, steps=args.steps)
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

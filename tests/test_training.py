@@ -1,0 +1,134 @@
+"""Training: checkpoints that resume after SIGKILL to the same weights, torchrun DDP equal to one
+process, safe loading, and the paper-size networks' parameter counts."""
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ldm.config import load_profile
+from ldm.networks import build_networks, count_parameters
+from ldm.train import global_batch, load_checkpoint, train_autoencoder
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def test_paper_networks_have_the_bundles_parameter_counts():
+    ae, unet = build_networks(load_profile("paper"), device="meta")  # no memory, no forward pass
+    assert count_parameters(ae) == 13_766_248
+    assert count_parameters(unet) == 553_168_899
+
+
+@pytest.mark.parametrize("name", ["smoke", "demo"])
+def test_small_profiles_run_a_forward_pass(name):
+    p = load_profile(name)
+    ae, unet = build_networks(p)
+    x = torch.rand(1, 1, *p.data.shape)
+    with torch.no_grad():
+        mu, _ = ae.encode(x)
+        assert mu.shape == (1, p.autoencoder.latent_channels, *p.latent_shape)
+        assert ae.decode(mu).shape == x.shape
+        from ldm.networks import conditioning_inputs
+
+        x_in, ctx = conditioning_inputs(mu, torch.rand(1, 4))
+        assert unet(x=x_in, timesteps=torch.tensor([10]), context=ctx).shape == mu.shape
+
+
+def test_global_batches_cover_each_epoch_once():
+    idx = np.concatenate([global_batch(s, 10, 5, seed=3) for s in range(4)])
+    assert sorted(idx[:10]) == list(range(10)) and sorted(idx[10:]) == list(range(10))
+    assert not np.array_equal(idx[:10], idx[10:]), "a new permutation every epoch"
+
+
+@pytest.fixture()
+def latents(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    path = tmp_path / "latents.pt"
+    torch.save({"latents": torch.randn(12, 3, 10, 14, 10, generator=g), "covariates": torch.rand(12, 4, generator=g)},
+               path)
+    return path
+
+
+def _train_cmd(run_dir, latents, steps, extra=()):
+    overrides = json.dumps({"training.checkpoint_every": 3, "training.diffusion_batch_size": 4})
+    return [*extra, "-m", "ldm.train", "diffusion", "--profile", "smoke", "--overrides", overrides,
+            "--run-dir", str(run_dir), "--latents", str(latents), "--steps", str(steps)]
+
+
+def _run(cmd, **kw):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, **kw)
+
+
+def _weights(run_dir):
+    return load_checkpoint(Path(run_dir) / "models" / "diffusion.pt")
+
+
+def test_killed_training_resumes_to_the_same_weights(tmp_path, latents):
+    steps = 12
+    whole = _run([sys.executable, *_train_cmd(tmp_path / "whole", latents, steps)])
+    assert whole.returncode == 0, whole.stderr[-2000:]
+
+    run = tmp_path / "killed"
+    ckpt = run / "models" / "diffusion.pt"
+    proc = subprocess.Popen([sys.executable, *_train_cmd(run, latents, steps)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 300
+    while not ckpt.is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # mid-run: after the first checkpoint, before the end
+    proc.wait()
+    killed_at = load_checkpoint(ckpt)["step"]
+    assert killed_at < steps, "the kill came too late to test anything"
+    resumed = _run([sys.executable, *_train_cmd(run, latents, steps)])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a, b = _weights(tmp_path / "whole"), _weights(run)
+    assert a["step"] == b["step"] == steps
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=0)
+    for key in a["ema"]:
+        torch.testing.assert_close(a["ema"][key], b["ema"][key], rtol=0, atol=0)
+    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+
+
+def test_two_process_ddp_matches_one_process(tmp_path, latents):
+    steps = 6
+    one = _run([sys.executable, *_train_cmd(tmp_path / "one", latents, steps)])
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = _run([str(BIN / "torchrun"), "--standalone", "--nproc_per_node=2",
+                *_train_cmd(tmp_path / "two", latents, steps)])
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    assert b["world_size"] == 2 and a["world_size"] == 1
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=1e-4, atol=1e-5)
+
+
+def test_checkpoints_refuse_pickled_code(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    path = tmp_path / "evil.pt"
+    path.write_bytes(pickle.dumps({"model": Payload()}))
+    with pytest.raises(pickle.UnpicklingError):
+        load_checkpoint(path)
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path):
+    smoke = load_profile("smoke")
+    images = torch.rand(4, 1, *smoke.data.shape)
+    train_autoencoder(smoke, images, tmp_path, steps=2, progress=False)
+    wider = load_profile("smoke", {"autoencoder.channels": [16, 64]})
+    with pytest.raises(ValueError, match=r"autoencoder\.pt: checkpoint was trained with a different autoencoder"):
+        train_autoencoder(wider, images, tmp_path, steps=3, progress=False)
