@@ -6,6 +6,7 @@ generator, so the batch size never changes which brain seed 42 is.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +99,9 @@ def save_samples(volumes: np.ndarray, covariates: torch.Tensor, seeds: Sequence[
     affine, _ = target_grid(profile.data)
     rows = []
     for vol, c, seed in zip(volumes, covariates.numpy(), seeds):
-        name = f"sample-{int(seed):06d}_T1w.nii.gz"
+        # a sample is (seed, covariates): the name holds both, so settings sharing a seed never collide
+        key = hashlib.sha256(np.round(c.astype(np.float64), 6).tobytes()).hexdigest()[:8]
+        name = f"sample_seed-{int(seed):06d}_cov-{key}_T1w.nii.gz"
         write_nifti(out / name, vol, affine, dtype=np.float32)
         natural = denormalise(c, profile.data.covariates)
         rows.append({"file": name, "seed": int(seed), **{k: round(v, 4) for k, v in natural.items()},

@@ -109,3 +109,37 @@ def covariate_figure(cohort, profile: str, data: str = "embedded cohort") -> plt
     fig.tight_layout(rect=(0, 0.02, 1, 1))
     stamp(fig, profile, data=data)
     return fig
+
+
+def loss_curves(history, columns: Sequence[str], profile: str, weights: str, title: str = "",
+                smooth: int = 25) -> plt.Figure:
+    """Training curves: raw values faint, a running mean on top; one panel per loss term."""
+    fig, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3), squeeze=False)
+    for ax, col in zip(axes[0], columns):
+        y = history[col].to_numpy(dtype=float)
+        ax.plot(history["step"], y, color="0.75", lw=0.6)
+        if len(y) >= smooth:
+            kernel = np.ones(smooth) / smooth
+            ax.plot(history["step"].iloc[smooth - 1:], np.convolve(y, kernel, mode="valid"), color="tab:blue")
+        ax.set_title(col, fontsize=9)
+        ax.set_xlabel("step")
+        if np.all(y > 0):
+            ax.set_yscale("log")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.95 if title else 1))
+    stamp(fig, profile, weights)
+    return fig
+
+
+def volume_rows(volumes: Sequence[np.ndarray], labels: Sequence[str], voxel_mm: float, profile: str,
+                weights: str, data: str = "embedded cohort", title: str = "") -> plt.Figure:
+    """Three orthogonal views per volume, one row each (real vs reconstructed, or samples)."""
+    fig, axes = plt.subplots(len(volumes), 3, figsize=(7, 2.6 * len(volumes) + 0.4), squeeze=False)
+    for row, vol, label in zip(axes, volumes, labels):
+        show_orthogonal(row, vol, (voxel_mm,) * 3, title=label, vmax=1)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.03, 1, 0.97 if title else 1))
+    stamp(fig, profile, weights, data)
+    return fig

@@ -43,15 +43,34 @@ def test_source_notebooks_are_stripped_and_parameterised():
         assert 'profile = "demo"' in "".join(params["source"]), "the book's default profile is demo"
 
 
+def _outputs(root, name):
+    executed = json.loads((root / "book" / "notebooks" / f"{name}.ipynb").read_text())
+    outputs = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"], name
+    return outputs, [o for o in outputs if "image/png" in o.get("data", {})]
+
+
 def test_preprocessing_notebook_runs_on_smoke(built_book):
     root, _, _ = built_book
-    executed = json.loads((root / "book" / "notebooks" / "01_preprocessing.ipynb").read_text())
-    outputs = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
-    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    _, images = _outputs(root, "01_preprocessing")
     assert len(images) >= 3, "covariates, registration and QC figures"
     manifest = pd.read_csv(root / "runs" / "smoke" / "preprocessed" / "manifest.tsv", sep="\t")
     assert (manifest["status"] == "ok").all()
+
+
+def test_training_notebooks_run_on_smoke(built_book):
+    root, _, _ = built_book
+    run = root / "runs" / "smoke"
+    _, images = _outputs(root, "02_train_autoencoder")
+    assert len(images) == 2, "loss curves and reconstructions"
+    metrics = json.loads((run / "results" / "autoencoder.json").read_text())
+    assert metrics["profile"] == "smoke" and 0 < metrics["l1"] < 1 and "perceptual: none" in metrics["weights"]
+    _, images = _outputs(root, "03_train_diffusion")
+    assert len(images) == 2, "loss curve and samples"
+    samples = pd.read_csv(run / "samples" / "chapter3" / "samples.tsv", sep="\t")
+    assert len(samples) == 6 and samples["file"].is_unique
+    assert all((run / "samples" / "chapter3" / f).is_file() for f in samples["file"])
+    assert set(samples["age"]) == {50, 64, 78}
 
 
 def test_book_builds_offline_with_the_pages(built_book):
