@@ -169,6 +169,15 @@ def transform_parameters(t: sitk.Euler3DTransform) -> dict[str, float]:
             "trans_x_mm": tx, "trans_y_mm": ty, "trans_z_mm": tz}
 
 
+def _file_stamp(path: str | Path) -> str:
+    """Size and modification time of an input: a scan replaced under the same name is redone."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return "missing"
+    return f"{st.st_size}-{st.st_mtime_ns}"
+
+
 def _image_rel(pid: str) -> str:
     return f"images/{pid}_T1w.nii.gz"
 
@@ -184,7 +193,7 @@ def _preprocess_task(task: tuple[dict, str, Profile, tuple[str, ...], str]) -> d
     pid = subject["participant_id"]
     extra = {k: v for k, v in subject.items() if k not in ("participant_id", "image", *label_columns)}
     row = {"participant_id": pid, "status": "failed", "image": _image_rel(pid), "source": str(subject["image"]),
-           "settings": fingerprint, "error": "", **extra}
+           "source_stamp": _file_stamp(subject["image"]), "settings": fingerprint, "error": "", **extra}
     t0 = time.perf_counter()
     try:
         res = preprocess_image(read_image(subject["image"]), profile.data, profile.preprocessing)
@@ -240,6 +249,7 @@ def preprocess_cohort(
         outputs = [_image_rel(pid), *(_label_rel(pid, c) for c in label_columns)]
         if (prev is not None and prev.get("status") == "ok" and prev.get("settings") == fingerprint
                 and str(prev.get("source")) == str(subject["image"])
+                and str(prev.get("source_stamp")) == _file_stamp(subject["image"])
                 and all((out / p).is_file() for p in outputs)):
             rows[i] = prev
         else:

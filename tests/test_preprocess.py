@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import nibabel as nib
 import numpy as np
 import pandas as pd
@@ -126,9 +128,13 @@ def test_cohort_preprocessing_outputs_and_manifest(preprocessed, smoke):
 
 
 def test_one_bad_subject_is_recorded_and_the_rest_kept(tmp_path, smoke, cohort_dir):
+    import shutil
+
     from ldm.data import load_cohort
 
     table = load_cohort(cohort_dir, smoke.data.covariates).head(4).copy()
+    (tmp_path / "raw").mkdir()
+    table["image"] = [shutil.copy(p, tmp_path / "raw" / Path(p).name) for p in table["image"]]  # ours to touch
     out = tmp_path / "pre"
     first = preprocess_cohort(table, out, smoke, progress=False)
     assert (first["status"] == "ok").all()
@@ -144,6 +150,15 @@ def test_one_bad_subject_is_recorded_and_the_rest_kept(tmp_path, smoke, cohort_d
     for path, mtime in kept.items():
         assert path.stat().st_mtime_ns == mtime
     assert pd.read_csv(out / "manifest.tsv", sep="\t")["status"].tolist().count("ok") == 3
+    # a scan replaced under the same name is redone, not skipped
+    import os
+
+    good = table["image"].iloc[0]
+    os.utime(good, ns=(os.stat(good).st_atime_ns, os.stat(good).st_mtime_ns + 10**9))
+    third = preprocess_cohort(table, out, smoke, progress=False)
+    redone = (out / "images" / f"{table['participant_id'].iloc[0]}_T1w.nii.gz").stat().st_mtime_ns
+    assert redone != kept[out / "images" / f"{table['participant_id'].iloc[0]}_T1w.nii.gz"]
+    assert (third["status"] == "ok").sum() == 3
 
 
 def test_bad_image_gives_a_clear_error(tmp_path, smoke):
