@@ -132,3 +132,18 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     wider = load_profile("smoke", {"autoencoder.channels": [16, 64]})
     with pytest.raises(ValueError, match=r"autoencoder\.pt: checkpoint was trained with a different autoencoder"):
         train_autoencoder(wider, images, tmp_path, steps=3, progress=False)
+
+
+def test_autoencoder_resumes_to_the_same_weights(tmp_path):
+    """Stopped after 3 steps and resumed to 6 (adversarial term and BatchNorm statistics included)."""
+    smoke = load_profile("smoke", {"training.adversarial_warmup_steps": 2, "training.checkpoint_every": 3})
+    images = torch.rand(6, 1, *smoke.data.shape, generator=torch.Generator().manual_seed(0))
+    train_autoencoder(smoke, images, tmp_path / "whole", steps=6, progress=False)
+    train_autoencoder(smoke, images, tmp_path / "parts", steps=3, progress=False)
+    train_autoencoder(smoke, images, tmp_path / "parts", steps=6, progress=False)
+    a = load_checkpoint(tmp_path / "whole" / "autoencoder.pt")
+    b = load_checkpoint(tmp_path / "parts" / "autoencoder.pt")
+    for part in ("model", "discriminator"):
+        for key in a[part]:
+            torch.testing.assert_close(a[part][key], b[part][key], rtol=0, atol=0)
+    assert a["history"] == b["history"]
