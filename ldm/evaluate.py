@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 
@@ -28,7 +27,3 @@ def reconstruction_metrics(images: torch.Tensor, recons: torch.Tensor, brain_thr
         "l1_per_subject_sd": float(err.mean(1).std()) if len(x) > 1 else float("nan"),
     }
 
-
-def summarise_seconds(seconds: list[float]) -> str:
-    s = np.asarray(seconds)
-    return f"{s.mean():.2f} ± {s.std():.2f} s"

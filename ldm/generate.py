@@ -21,7 +21,7 @@ from .io import atomic_write_table, write_nifti
 from .networks import build_autoencoder, build_unet, conditioning_inputs
 from .preprocess import target_grid
 from .sampling import ddim_sample, ddpm_sample, initial_noise, make_betas
-from .train import _check_config, load_checkpoint
+from .train import check_architecture, load_checkpoint
 
 
 @dataclass
@@ -41,8 +41,8 @@ def load_pipeline(profile: Profile, models_dir: str | Path, ema: bool = True,
     models = Path(models_dir)
     ae_ck = load_checkpoint(models / "autoencoder.pt")
     dm_ck = load_checkpoint(models / "diffusion.pt")
-    _check_config(ae_ck, profile, "autoencoder", models / "autoencoder.pt")
-    _check_config(dm_ck, profile, "diffusion", models / "diffusion.pt")
+    check_architecture(ae_ck, profile, "autoencoder", models / "autoencoder.pt")
+    check_architecture(dm_ck, profile, "diffusion", models / "diffusion.pt")
     ae = build_autoencoder(profile.autoencoder)
     ae.load_state_dict(ae_ck["model"])
     unet = build_unet(profile.diffusion, profile.autoencoder.latent_channels)

@@ -140,7 +140,7 @@ def train_autoencoder(profile: Profile, images: torch.Tensor, out_dir: str | Pat
     start = 0
     if ckpt_path.is_file():
         ck = load_checkpoint(ckpt_path)
-        _check_config(ck, profile, "autoencoder", ckpt_path)
+        check_architecture(ck, profile, "autoencoder", ckpt_path)
         ae.load_state_dict(ck["model"])
         disc.load_state_dict(ck["discriminator"])
         opt_g.load_state_dict(ck["optimizer"])
@@ -238,7 +238,7 @@ def train_diffusion(profile: Profile, latents: torch.Tensor, covariates: torch.T
     start = 0
     if ckpt_path.is_file():
         ck = load_checkpoint(ckpt_path)
-        _check_config(ck, profile, "diffusion", ckpt_path)
+        check_architecture(ck, profile, "diffusion", ckpt_path)
         unet.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["optimizer"])
@@ -310,7 +310,7 @@ def _config_record(profile: Profile) -> str:
     return json.dumps({"name": profile.name, "fingerprint": profile.fingerprint(), **profile.to_dict()}, default=list)
 
 
-def _check_config(ck: dict, profile: Profile, section: str, path: Path) -> None:
+def check_architecture(ck: dict, profile: Profile, section: str, path: Path) -> None:
     """A checkpoint resumes only into the architecture it was trained with."""
     saved = json.loads(ck["config"])
     keys = ("autoencoder",) if section == "autoencoder" else ("autoencoder", "diffusion", "scheduler")
