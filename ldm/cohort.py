@@ -59,7 +59,7 @@ TARGET_VENTRICLES_ML = 36.0
 VENTRICLE_VOLUME_FIT = (17.8, 5.6, 0.6)
 ATROPHY_MEDIAN_MM = 1.4
 MASKS = ("GM", "WM", "ventricles", "intracranial")
-GENERATOR_VERSION = 1  # bump when the generator changes: cohorts on disk from another version are redone
+GENERATOR_VERSION = 2  # bump when the generator changes: cohorts on disk from another version are redone
 
 
 @dataclass(frozen=True)
@@ -108,12 +108,13 @@ def sample_factors(seed: int, index: int, cfg: CohortConfig) -> SubjectFactors:
     # Ventricle volume: log-normal, log-sd ~0.5 as in UK Biobank, r(age) ~0.45. Drawn as a target volume,
     # turned into a dilation depth of the template's ventricles; the volume that results is measured.
     log_vol = np.log(TARGET_VENTRICLES_ML) + 0.30 * z + 0.5 * (0.6 * shared + 0.8 * rng.standard_normal())
-    # Bounded to 8-150 mL so the cohort stays inside UK Biobank's observed range (7.0-171.4 mL).
-    depth = dilation_for_volume(float(np.clip(np.exp(log_vol), 8.0, 150.0)))
+    # Bounded to 11-150 mL so that, after head size and warps, the cohort stays inside UK Biobank's
+    # observed range (7.0-171.4 mL).
+    depth = dilation_for_volume(float(np.clip(np.exp(log_vol), 11.0, 150.0)))
     d_left, d_right = depth + 0.4 * rng.standard_normal(2)  # left/right asymmetry
     # Cortical atrophy depth (mm): log-normal, so it never piles up at zero, growing with age; capped at
-    # 4 mm, which keeps brain volume inside UK Biobank's range (field 25009: 1144-1794 mL).
-    atrophy = min(4.0, ATROPHY_MEDIAN_MM * np.exp(0.3 * z + 0.35 * (0.6 * shared + 0.8 * rng.standard_normal())))
+    # 3.2 mm, which keeps brain volume inside UK Biobank's range (field 25009: 1144-1794 mL).
+    atrophy = min(3.2, ATROPHY_MEDIAN_MM * np.exp(0.3 * z + 0.35 * (0.6 * shared + 0.8 * rng.standard_normal())))
     n_lesions = int(rng.poisson(max(0.2, 1.5 + 2.0 * z)))
     contrast = float(rng.uniform(-0.03, 0.03) - 0.01 * z)
     head = 0.94 + 0.05 * male + 0.025 * rng.standard_normal() + 0.012 * rng.standard_normal(3)
