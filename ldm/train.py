@@ -271,9 +271,12 @@ def train_diffusion(profile: Profile, latents: torch.Tensor, covariates: torch.T
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        # EMA with the usual warm-up: early on the average follows the weights closely, so a short run's
+        # EMA is not mostly its random initialisation (0.999 over 1000 steps would keep 37% of it).
+        decay = min(cfg.ema_decay, (1 + step) / (10 + step))
         with torch.no_grad():
             for pe, p in zip(ema.parameters(), unet.parameters()):
-                pe.lerp_(p, 1 - cfg.ema_decay)
+                pe.lerp_(p, 1 - decay)
         history.append({"step": step + 1, "loss": loss.item()})
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == steps:
             if rank == 0:

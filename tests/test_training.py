@@ -147,3 +147,22 @@ def test_autoencoder_resumes_to_the_same_weights(tmp_path):
         for key in a[part]:
             torch.testing.assert_close(a[part][key], b[part][key], rtol=0, atol=0)
     assert a["history"] == b["history"]
+
+
+def test_ema_forgets_the_initialisation_in_a_short_run(tmp_path):
+    """With warm-up, after 20 steps the EMA is far closer to the trained weights than to the initial ones."""
+    smoke = load_profile("smoke", {"training.ema_decay": 0.999, "training.diffusion_lr": 1.0e-3})
+    from ldm.train import train_diffusion
+
+    z = torch.randn(8, 3, 10, 14, 10, generator=torch.Generator().manual_seed(0))
+    c = torch.rand(8, 4, generator=torch.Generator().manual_seed(1))
+    train_diffusion(smoke, z, c, tmp_path / "run", steps=20, progress=False)
+    ck = load_checkpoint(tmp_path / "run" / "diffusion.pt")
+    from ldm.networks import build_unet
+
+    torch.manual_seed(smoke.training.seed)  # the initial weights, rebuilt as train_diffusion builds them
+    w0 = build_unet(smoke.diffusion, smoke.autoencoder.latent_channels).state_dict()
+    key = next(k for k in ck["model"] if k.endswith("weight") and ck["model"][k].ndim > 1)
+    to_trained = (ck["ema"][key] - ck["model"][key]).norm()
+    to_init = (ck["ema"][key] - w0[key]).norm()
+    assert to_trained < to_init
