@@ -181,16 +181,11 @@ def raw_grid(f: SubjectFactors, template: Template) -> tuple[np.ndarray, tuple[i
     M = np.zeros((3, 3))
     for i, (ax, direction) in enumerate(ornt):
         M[int(ax), i] = direction * vox[i]
-    centre = R @ _brain_centre(template) + t
+    centre = R @ template.brain_centre + t
     origin = centre - M @ ((np.asarray(shape) - 1) / 2)
     affine = np.eye(4)
     affine[:3, :3], affine[:3, 3] = M, origin
     return affine, shape, R, t
-
-
-def _brain_centre(template: Template) -> np.ndarray:
-    ijk = np.argwhere(template.intracranial > 0.5).mean(0)
-    return template.affine[:3, :3] @ ijk + template.affine[:3, 3]
 
 
 def _edited_anatomy(f: SubjectFactors, rng: np.random.Generator, tpl: Template) -> dict[str, np.ndarray]:
@@ -246,7 +241,7 @@ def synthesise(f: SubjectFactors, seed: int, index: int, tpl: Template) -> tuple
     scanner_mm = _grid_points(affine @ np.diag([step, step, step, 1.0]), coarse_shape)
     y = R.T @ (scanner_mm - t[:, None])  # subject (MNI-aligned) mm
     lo, hi = y.min(1), y.max(1)
-    centre = _brain_centre(tpl)[:, None]
+    centre = tpl.brain_centre[:, None]
     u = centre + (y - centre) / np.asarray(f.head_scale)[:, None]  # head size
     for sigma, amplitude in ((30.0, 4.0), (12.0, 1.5)):  # random elastic warps, two scales
         u = u + amplitude * np.stack([SmoothField(rng, lo, hi, sigma)(u) for _ in range(3)])

@@ -20,7 +20,7 @@ from .covariates import denormalise, normalise
 from .io import atomic_write_table, write_nifti
 from .networks import build_autoencoder, build_unet, conditioning_inputs
 from .preprocess import target_grid
-from .sampling import ddim_sample, ddpm_sample, initial_noise, make_betas
+from .sampling import ddim_sample, ddpm_sample, initial_noise, schedule_betas
 from .train import check_architecture, load_checkpoint
 
 
@@ -52,7 +52,7 @@ def load_pipeline(profile: Profile, models_dir: str | Path, ema: bool = True,
     weights = (f"trained here ({profile.name}): AE {ae_ck['step']} steps, diffusion {dm_ck['step']} steps"
                f"{' (EMA)' if ema else ''}, perceptual: {ae_ck.get('perceptual', 'none')}")
     return Pipeline(profile, ae.to(device).eval(), unet.to(device).eval(), float(dm_ck["scale_factor"]),
-                    make_betas(s.num_train_timesteps, s.schedule, s.beta_start, s.beta_end), weights, device)
+                    schedule_betas(s), weights, device)
 
 
 def covariate_matrix(rows: Sequence[Mapping[str, float]], profile: Profile, natural: bool = True) -> torch.Tensor:

@@ -26,6 +26,11 @@ def make_betas(num_train_timesteps: int, schedule: str, beta_start: float, beta_
     raise ValueError(f"unknown schedule {schedule!r}")
 
 
+def schedule_betas(cfg) -> torch.Tensor:
+    """beta_t of a profile's ``scheduler`` section."""
+    return make_betas(cfg.num_train_timesteps, cfg.schedule, cfg.beta_start, cfg.beta_end)
+
+
 def alphas_cumprod(betas: torch.Tensor) -> torch.Tensor:
     return torch.cumprod(1.0 - betas, dim=0)
 

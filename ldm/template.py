@@ -31,6 +31,7 @@ class Template:
     ventricle_weight: np.ndarray  # 1 in and within 10 mm of the ventricles, 0 beyond 30 mm
     csf_intensity: float
     wm_intensity: float
+    brain_centre: np.ndarray  # centroid of the intracranial mask (mm, MNI): the centre of head scaling
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -157,6 +158,7 @@ def load_template(voxel_mm: float = 1.0) -> Template:
         ventricle_weight=to_grid(weight),
         csf_intensity=csf_intensity,
         wm_intensity=wm_intensity,
+        brain_centre=affine[:3, :3] @ np.argwhere(mask_r > 0.5).mean(0) + affine[:3, 3],
     )
 
 

@@ -36,7 +36,7 @@ from tqdm import tqdm
 from .config import Profile, load_profile
 from .io import atomic_path, atomic_write_table
 from .networks import build_autoencoder, build_discriminator, build_unet, conditioning_inputs
-from .sampling import add_noise, alphas_cumprod, make_betas
+from .sampling import add_noise, alphas_cumprod, schedule_betas
 
 log = logging.getLogger(__name__)
 COVARIATE_COLUMNS = ("sex_norm", "age_norm", "ventricular_volume_norm", "brain_volume_norm")
@@ -136,16 +136,8 @@ def train_autoencoder(profile: Profile, images: torch.Tensor, out_dir: str | Pat
     disc = build_discriminator(cfg.discriminator_channels, cfg.discriminator_layers).to(device)
     opt_g = torch.optim.Adam(ae.parameters(), lr=cfg.autoencoder_lr)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.autoencoder_lr)
-    history: list[dict] = []
-    start = 0
-    if ckpt_path.is_file():
-        ck = load_checkpoint(ckpt_path)
-        check_architecture(ck, profile, "autoencoder", ckpt_path)
-        ae.load_state_dict(ck["model"])
-        disc.load_state_dict(ck["discriminator"])
-        opt_g.load_state_dict(ck["optimizer"])
-        opt_d.load_state_dict(ck["optimizer_discriminator"])
-        start, history = int(ck["step"]), list(ck["history"])
+    start, history = resume(ckpt_path, profile, "autoencoder", {
+        "model": ae, "discriminator": disc, "optimizer": opt_g, "optimizer_discriminator": opt_d})
     perceptual = None
     if cfg.perceptual_weights:
         from .perceptual import MedicalNetPerceptualLoss
@@ -234,18 +226,10 @@ def train_diffusion(profile: Profile, latents: torch.Tensor, covariates: torch.T
     unet = build_unet(profile.diffusion, profile.autoencoder.latent_channels).to(device)
     ema = copy.deepcopy(unet).requires_grad_(False)
     opt = torch.optim.Adam(unet.parameters(), lr=cfg.diffusion_lr)
-    history: list[dict] = []
-    start = 0
-    if ckpt_path.is_file():
-        ck = load_checkpoint(ckpt_path)
-        check_architecture(ck, profile, "diffusion", ckpt_path)
-        unet.load_state_dict(ck["model"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["optimizer"])
-        start, history = int(ck["step"]), list(ck["history"])
+    start, history = resume(ckpt_path, profile, "diffusion", {"model": unet, "ema": ema, "optimizer": opt})
     model = DDP(unet) if world > 1 else unet
     sched = profile.scheduler
-    betas = make_betas(sched.num_train_timesteps, sched.schedule, sched.beta_start, sched.beta_end)
+    betas = schedule_betas(sched)
     abar = alphas_cumprod(betas)
     per_rank = _split(cfg.diffusion_batch_size, world)
     t0 = time.perf_counter()
@@ -311,6 +295,18 @@ def _barrier(world: int) -> None:
 def _config_record(profile: Profile) -> str:
     """The profile's numbers, as JSON text (plain data, loadable with weights_only)."""
     return json.dumps({"name": profile.name, "fingerprint": profile.fingerprint(), **profile.to_dict()}, default=list)
+
+
+def resume(path: Path, profile: Profile, section: str, parts: dict) -> tuple[int, list[dict]]:
+    """Load each of ``parts`` (name in the checkpoint -> module or optimizer) from ``path`` if it exists;
+    returns (steps done, loss history). A checkpoint of another architecture is refused."""
+    if not path.is_file():
+        return 0, []
+    ck = load_checkpoint(path)
+    check_architecture(ck, profile, section, path)
+    for key, obj in parts.items():
+        obj.load_state_dict(ck[key])
+    return int(ck["step"]), list(ck["history"])
 
 
 def check_architecture(ck: dict, profile: Profile, section: str, path: Path) -> None:
