@@ -1,17 +1,20 @@
 # The README's first two commands:
 #   make book   build the book (demo profile, embedded cohort) into book/_build/html
 #   make test   run the test suite (smoke profile); .ci/run calls exactly this
-# Both create the virtual environment on first use. PROFILE=smoke|demo|paper selects another profile.
+# Both create the virtual environment on first use. PROFILE=smoke|demo|paper selects another profile;
+# WEIGHTS=train retrains every network instead of using the shipped checkpoints/<profile>.
+#   make checkpoints   retrain and re-export the shipped checkpoints (recorded run, 1-2 h on 2 CPU cores)
 
 PROFILE ?= demo
 RUN_DIR ?=
 OVERRIDES ?= {}
+WEIGHTS ?= auto
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: book test notebooks lint clean
+.PHONY: book test notebooks checkpoints lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,13 +25,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 book: $(STAMP)
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m ldm.book --profile $(PROFILE) --run-dir "$(RUN_DIR)" --overrides '$(OVERRIDES)'
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m ldm.book --profile $(PROFILE) --run-dir "$(RUN_DIR)" --overrides '$(OVERRIDES)' --weights "$(WEIGHTS)"
 
 test: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest
 
 notebooks: $(STAMP)
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m ldm.book --profile $(PROFILE) --run-dir "$(RUN_DIR)" --no-build
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m ldm.book --profile $(PROFILE) --run-dir "$(RUN_DIR)" --weights "$(WEIGHTS)" --no-build
+
+checkpoints: $(STAMP)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m ldm.ship --profile $(PROFILE)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -2,6 +2,7 @@
 
     python -m ldm.book --profile demo            # what `make book` runs
     python -m ldm.book --profile smoke --only 01_preprocessing --no-build
+    python -m ldm.book --profile demo --weights train   # retrain every network instead of the shipped ones
 
 Notebooks run in ``_toc.yml`` order from the repository root, each reading the previous ones' outputs in
 one run folder (``runs/<profile>`` unless ``--run-dir``); the executed copies go to ``book/notebooks/``,
@@ -76,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="demo")
     ap.add_argument("--run-dir", default="", help="default runs/<profile>")
     ap.add_argument("--overrides", default="{}", help='JSON, e.g. \'{"cohort.n_subjects": 50}\'')
+    ap.add_argument("--weights", default="auto",
+                    help="auto: shipped checkpoints/<profile> if any, else train; train: retrain all; or a folder")
     ap.add_argument("--only", nargs="*", help="run only these notebooks (names without .ipynb)")
     ap.add_argument("--no-build", action="store_true", help="execute notebooks, skip the HTML build")
     args = ap.parse_args(argv)
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and name not in args.only:
             continue
         print(f"[book] running {name} (profile {args.profile}) ...", flush=True)
-        seconds = run_notebook(name, args.profile, run_dir, overrides)
+        seconds = run_notebook(name, args.profile, run_dir, overrides, extra={"weights": args.weights})
         timings.append((name, seconds))
         print(f"[book] {name}: {seconds:.1f} s", flush=True)
     if not args.no_build:

@@ -92,8 +92,11 @@ class DiffusionConfig:
     resblock_updown: bool
     num_head_channels: tuple[int, ...]
     transformer_num_layers: int
-    cross_attention_dim: int
+    cross_attention_dim: int  # number of covariates, + 1 with null_token
     upcast_attention: bool
+    # Beyond the paper (issue 10 levers; the paper profile keeps the paper's choices):
+    latent_normalisation: Literal["global_std", "per_channel"]  # paper: one scale factor 1/std
+    null_token: bool  # a "covariates present" flag input, so the model also learns p(z) (classifier-free guidance)
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ class TrainingConfig:
     diffusion_batch_size: int
     diffusion_lr: float
     ema_decay: float
+    condition_dropout: float  # fraction of samples trained unconditionally (needs diffusion.null_token)
     precision: Literal["fp32", "bf16"]  # bf16 autocast where the device supports it
     checkpoint_every: int
     seed: int
@@ -132,6 +136,7 @@ class TrainingConfig:
 class SamplingConfig:
     ddim_steps: int
     ddim_eta: float
+    guidance_scale: float  # classifier-free guidance w: eps_u + w (eps_c - eps_u); 1 = conditional only
     batch_size: int
     n_samples: int
 
@@ -330,8 +335,16 @@ def _check_semantics(p: Profile, where: str) -> None:
     unet_factor = 2 ** (len(p.diffusion.channels) - 1)
     if any(s % unet_factor for s in p.latent_shape):
         fail("diffusion.channels", f"latent {p.latent_shape} not divisible by the UNet's downsampling {unet_factor}")
-    if p.diffusion.cross_attention_dim != len(p.data.covariates):
-        fail("diffusion.cross_attention_dim", "must equal the number of covariates (one token of them)")
+    if p.diffusion.cross_attention_dim != len(p.data.covariates) + p.diffusion.null_token:
+        fail("diffusion.cross_attention_dim", "must equal the number of covariates (one token of them), "
+             "plus 1 with diffusion.null_token")
+    if not 0 <= p.training.condition_dropout < 1:
+        fail("training.condition_dropout", "must be in [0, 1)")
+    if p.training.condition_dropout > 0 and not p.diffusion.null_token:
+        fail("training.condition_dropout", "needs diffusion.null_token: true (the model must be told which "
+             "samples are unconditional)")
+    if p.sampling.guidance_scale != 1.0 and not p.diffusion.null_token:
+        fail("sampling.guidance_scale", "guidance needs an unconditional model: diffusion.null_token: true")
     if not 0 < p.scheduler.beta_start < p.scheduler.beta_end < 1:
         fail("scheduler.beta_end", "need 0 < beta_start < beta_end < 1")
     if not 0 <= p.training.ema_decay < 1:

@@ -15,13 +15,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .checkpoints import SHIPPED_DIR, load_checked, model_state
 from .config import Profile
 from .covariates import denormalise, normalise
 from .io import atomic_write_table, write_nifti
-from .networks import build_autoencoder, build_unet, conditioning_inputs
+from .networks import build_autoencoder, build_unet, condition_vector, conditioning_inputs
 from .preprocess import target_grid
-from .sampling import ddim_sample, ddpm_sample, initial_noise, schedule_betas
-from .train import check_architecture, load_checkpoint
+from .sampling import alphas_cumprod, ddim_sample, ddpm_sample, eps_from_prediction, initial_noise, schedule_betas
+from .train import denormalise_latents
 
 
 @dataclass
@@ -29,7 +30,8 @@ class Pipeline:
     profile: Profile
     autoencoder: torch.nn.Module
     unet: torch.nn.Module
-    scale_factor: float
+    latent_mean: torch.Tensor  # per channel: the diffusion model samples (z - mean) / std
+    latent_std: torch.Tensor
     betas: torch.Tensor
     weights: str  # what made the networks, printed on every figure
     device: torch.device
@@ -37,22 +39,51 @@ class Pipeline:
 
 def load_pipeline(profile: Profile, models_dir: str | Path, ema: bool = True,
                   device: str | torch.device = "cpu") -> Pipeline:
-    """Autoencoder + diffusion model of a run folder (``runs/<profile>/models``), checked against the profile."""
+    """Autoencoder + diffusion model from a folder of checkpoints (a run's ``models/`` or a shipped
+    ``checkpoints/<profile>/``), each checked against the profile's architecture."""
     models = Path(models_dir)
-    ae_ck = load_checkpoint(models / "autoencoder.pt")
-    dm_ck = load_checkpoint(models / "diffusion.pt")
-    check_architecture(ae_ck, profile, "autoencoder", models / "autoencoder.pt")
-    check_architecture(dm_ck, profile, "diffusion", models / "diffusion.pt")
+    ae_ck = load_checked(models / "autoencoder.pt", profile, "autoencoder")
+    dm_ck = load_checked(models / "diffusion.pt", profile, "diffusion")
     ae = build_autoencoder(profile.autoencoder)
-    ae.load_state_dict(ae_ck["model"])
+    ae.load_state_dict(model_state(ae_ck))
     unet = build_unet(profile.diffusion, profile.autoencoder.latent_channels)
-    unet.load_state_dict(dm_ck["ema" if ema else "model"])
-    s = profile.scheduler
+    unet.load_state_dict(model_state(dm_ck, ema))
     device = torch.device(device)
-    weights = (f"trained here ({profile.name}): AE {ae_ck['step']} steps, diffusion {dm_ck['step']} steps"
-               f"{' (EMA)' if ema else ''}, perceptual: {ae_ck.get('perceptual', 'none')}")
-    return Pipeline(profile, ae.to(device).eval(), unet.to(device).eval(), float(dm_ck["scale_factor"]),
-                    schedule_betas(s), weights, device)
+    shipped = models.resolve().parent == SHIPPED_DIR
+    origin = f"shipped {profile.name} checkpoints" if shipped else f"trained ({models})"
+    ema_used = dm_ck.get("weights") == "ema" or (ema and "ema" in dm_ck)
+    weights = (f"{origin}: AE {ae_ck['step']} steps, diffusion {dm_ck['step']} steps"
+               f"{' (EMA)' if ema_used else ''}, perceptual: {ae_ck.get('perceptual', 'none')}")
+    return Pipeline(profile, ae.to(device).eval(), unet.to(device).eval(), dm_ck["latent_mean"].float(),
+                    dm_ck["latent_std"].float(), schedule_betas(profile.scheduler), weights, device)
+
+
+def eps_function(pipe: Pipeline, c: torch.Tensor, guidance_scale: float = 1.0):
+    """eps(z_t, t) for a batch conditioned on normalised covariates ``c`` (B, 4): the network's output
+    converted to eps (``eps_from_prediction``), and with classifier-free guidance (Ho & Salimans 2022)
+    eps = eps_u + w (eps_c - eps_u), the unconditional half run in the same batch. w = 1 is plain
+    conditional sampling (one pass); w = 0 is unconditional."""
+    null = pipe.profile.diffusion.null_token
+    abar = alphas_cumprod(pipe.betas)
+    if guidance_scale != 1.0 and not null:
+        raise ValueError("guidance needs a model trained with a null token (diffusion.null_token)")
+    cond = condition_vector(c, null)
+    if guidance_scale != 1.0:
+        uncond = condition_vector(c, null, present=torch.zeros(len(c), device=c.device))
+        cond = torch.cat([cond, uncond])
+
+    def eps_fn(z: torch.Tensor, t: int) -> torch.Tensor:
+        zz = z if guidance_scale == 1.0 else torch.cat([z, z])
+        x_in, context = conditioning_inputs(zz, cond)
+        timesteps = torch.full((len(zz),), t, device=z.device, dtype=torch.long)
+        pred = pipe.unet(x=x_in, timesteps=timesteps, context=context).float()
+        eps = eps_from_prediction(pred, zz, abar[t], pipe.profile.scheduler.prediction_type)
+        if guidance_scale == 1.0:
+            return eps
+        eps_c, eps_u = eps.chunk(2)
+        return eps_u + guidance_scale * (eps_c - eps_u)
+
+    return eps_fn
 
 
 def covariate_matrix(rows: Sequence[Mapping[str, float]], profile: Profile, natural: bool = True) -> torch.Tensor:
@@ -64,9 +95,12 @@ def covariate_matrix(rows: Sequence[Mapping[str, float]], profile: Profile, natu
 
 @torch.no_grad()
 def generate(pipe: Pipeline, covariates: torch.Tensor, seeds: Sequence[int], sampler: str = "ddim",
-             steps: int | None = None, eta: float | None = None, batch_size: int | None = None) -> np.ndarray:
-    """Volumes (N, D, H, W) in [0, 1] for normalised covariates (N, 4), one seed per sample."""
+             steps: int | None = None, eta: float | None = None, batch_size: int | None = None,
+             guidance_scale: float | None = None) -> np.ndarray:
+    """Volumes (N, D, H, W) in [0, 1] for normalised covariates (N, 4), one seed per sample. Defaults
+    (steps, eta, batch size, guidance) come from the profile's ``sampling`` section."""
     p = pipe.profile
+    guidance_scale = p.sampling.guidance_scale if guidance_scale is None else guidance_scale
     steps = steps or p.sampling.ddim_steps
     eta = p.sampling.ddim_eta if eta is None else eta
     batch_size = batch_size or p.sampling.batch_size
@@ -75,26 +109,22 @@ def generate(pipe: Pipeline, covariates: torch.Tensor, seeds: Sequence[int], sam
     for i in range(0, len(seeds), batch_size):
         c = covariates[i:i + batch_size].to(pipe.device)
         x, gens = initial_noise(shape, list(seeds[i:i + batch_size]), device=pipe.device)
-
-        def eps_fn(z: torch.Tensor, t: int, c=c) -> torch.Tensor:
-            x_in, context = conditioning_inputs(z, c)
-            timesteps = torch.full((len(z),), t, device=z.device, dtype=torch.long)
-            return pipe.unet(x=x_in, timesteps=timesteps, context=context).float()
-
+        eps_fn = eps_function(pipe, c, guidance_scale)
         if sampler == "ddim":
             z = ddim_sample(eps_fn, x, pipe.betas, steps=steps, eta=eta, generator=gens)
         elif sampler == "ddpm":
             z = ddpm_sample(eps_fn, x, pipe.betas, generator=gens)
         else:
             raise ValueError(f"unknown sampler {sampler!r}: ddim or ddpm")
-        out.append(pipe.autoencoder.decode(z / pipe.scale_factor).clamp(0, 1)[:, 0].cpu().numpy())
+        z = denormalise_latents(z, pipe.latent_mean, pipe.latent_std)
+        out.append(pipe.autoencoder.decode(z).clamp(0, 1)[:, 0].cpu().numpy())
     return np.concatenate(out)
 
 
 def save_samples(volumes: np.ndarray, covariates: torch.Tensor, seeds: Sequence[int], out_dir: str | Path,
-                 profile: Profile, sampler: str, weights: str) -> pd.DataFrame:
+                 profile: Profile, sampler: str, weights: str, guidance_scale: float = 1.0) -> pd.DataFrame:
     """One NIfTI per sample on the profile's MNI grid, and ``samples.tsv``: seed, file, covariates in
-    natural units and normalised, sampler, weights (the shape of the paper's 100,000-brain release)."""
+    natural units and normalised, sampler, guidance scale, weights (the shape of the paper's 100,000-brain release)."""
     out = Path(out_dir)
     affine, _ = target_grid(profile.data)
     rows = []
@@ -106,7 +136,8 @@ def save_samples(volumes: np.ndarray, covariates: torch.Tensor, seeds: Sequence[
         natural = denormalise(c, profile.data.covariates)
         rows.append({"file": name, "seed": int(seed), **{k: round(v, 4) for k, v in natural.items()},
                      **{f"{cov.name}_norm": float(v) for cov, v in zip(profile.data.covariates, c)},
-                     "sampler": sampler, "profile": profile.name, "weights": weights})
+                     "sampler": sampler, "guidance_scale": guidance_scale, "profile": profile.name,
+                     "weights": weights})
     table = pd.DataFrame(rows)
     path = out / "samples.tsv"
     if path.is_file():  # keep earlier samples of other seeds

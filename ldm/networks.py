@@ -32,10 +32,11 @@ def build_autoencoder(cfg: AutoencoderConfig) -> AutoencoderKL:
 
 
 def build_unet(cfg: DiffusionConfig, latent_channels: int) -> DiffusionModelUNet:
-    """Hybrid conditioning: the covariates enter as extra input channels *and* as a cross-attention token."""
+    """Hybrid conditioning: the covariates enter as extra input channels *and* as a cross-attention token
+    (with ``null_token``, one more of each: the flag of ``condition_vector``)."""
     return DiffusionModelUNet(
         spatial_dims=3,
-        in_channels=latent_channels + N_COVARIATES,
+        in_channels=latent_channels + N_COVARIATES + int(cfg.null_token),
         out_channels=latent_channels,
         channels=cfg.channels,
         num_res_blocks=cfg.num_res_blocks,
@@ -68,9 +69,24 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def condition_vector(c: torch.Tensor, null_token: bool, present: torch.Tensor | None = None) -> torch.Tensor:
+    """What the UNet is conditioned on, from normalised covariates ``c`` (B, 4).
+
+    Without a null token (the paper): c itself. With one: [c * present, present], where ``present`` (B,)
+    is 1 for a conditional sample and 0 for an unconditional one, whose covariates are zeroed. The flag
+    keeps "no covariates" apart from covariates that are truly 0 (or extrapolated negative values)."""
+    if not null_token:
+        if present is not None and not bool(present.all()):
+            raise ValueError("unconditional samples need a model with diffusion.null_token")
+        return c
+    present = torch.ones(len(c), dtype=c.dtype, device=c.device) if present is None else present.to(c)
+    return torch.cat([c * present[:, None], present[:, None]], dim=1)
+
+
 def conditioning_inputs(z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(UNet input, cross-attention context) for latents ``z`` (B, C, ...) and covariates ``c`` (B, 4):
-    c broadcast to 4 channels concatenated after the latent, and c as one token of dimension 4."""
+    """(UNet input, cross-attention context) for latents ``z`` (B, C, ...) and a condition vector ``c``
+    (B, K; see ``condition_vector``): c broadcast to K channels concatenated after the latent, and c as
+    one token of dimension K."""
     spatial = (1,) * (z.ndim - 2)
     channels = c.to(z.dtype).view(c.shape[0], c.shape[1], *spatial).expand(-1, -1, *z.shape[2:])
     return torch.cat([z, channels], dim=1), c.to(z.dtype)[:, None, :]

@@ -41,6 +41,22 @@ def add_noise(x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, abar: torch.
     return a.sqrt() * x0 + (1 - a).sqrt() * eps
 
 
+def eps_from_prediction(pred: torch.Tensor, x_t: torch.Tensor, abar_t: torch.Tensor,
+                        prediction_type: str) -> torch.Tensor:
+    """The samplers work with eps; a v- or x0-predicting network converts exactly (Salimans & Ho 2022):
+        v   = sqrt(abar) eps - sqrt(1 - abar) x0   =>  eps = sqrt(abar) v + sqrt(1 - abar) x_t
+        x0                                         =>  eps = (x_t - sqrt(abar) x0) / sqrt(1 - abar)
+    """
+    a = abar_t.to(x_t.dtype)
+    if prediction_type == "epsilon":
+        return pred
+    if prediction_type == "v_prediction":
+        return a.sqrt() * pred + (1 - a).sqrt() * x_t
+    if prediction_type == "sample":
+        return (x_t - a.sqrt() * pred) / (1 - a).sqrt()
+    raise ValueError(f"unknown prediction_type {prediction_type!r}")
+
+
 def ddim_timesteps(num_train_timesteps: int, steps: int) -> list[int]:
     """The DDIM grid of MONAI-Generative 0.2, which sampled the released model: T // steps apart, ending
     at 0, so 1000 and 50 give 980, 960, ..., 0. (MONAI 1.6's DDIMScheduler spaces 999 .. 0 instead.)"""

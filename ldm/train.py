@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from .config import Profile, load_profile
 from .io import atomic_path, atomic_write_table
-from .networks import build_autoencoder, build_discriminator, build_unet, conditioning_inputs
+from .networks import build_autoencoder, build_discriminator, build_unet, condition_vector, conditioning_inputs
 from .sampling import add_noise, alphas_cumprod, schedule_betas
 
 log = logging.getLogger(__name__)
@@ -209,19 +209,46 @@ def encode(ae, images: torch.Tensor, batch: int = 8, device: str | torch.device 
     return torch.cat([ae.encode(images[i:i + batch].to(device))[0].float().cpu() for i in range(0, len(images), batch)])
 
 
+def latent_statistics(latents: torch.Tensor, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, std) per latent channel, by which the diffusion model sees (z - mean) / std.
+
+    ``global_std`` is the paper's (Rombach et al.'s) scale factor: mean 0 and one std for all channels.
+    ``per_channel`` standardises each channel, for latents whose channels differ in spread."""
+    c = latents.shape[1]
+    if mode == "global_std":
+        return torch.zeros(c), latents.std().repeat(c)
+    if mode == "per_channel":
+        per = latents.transpose(0, 1).flatten(1)
+        return per.mean(1), per.std(1)
+    raise ValueError(f"unknown latent_normalisation {mode!r}")
+
+
+def _channel_view(v: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    return v.to(z).view(1, -1, *(1,) * (z.ndim - 2))
+
+
+def normalise_latents(z: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    return (z - _channel_view(mean, z)) / _channel_view(std, z)
+
+
+def denormalise_latents(z: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    return z * _channel_view(std, z) + _channel_view(mean, z)
+
+
 def train_diffusion(profile: Profile, latents: torch.Tensor, covariates: torch.Tensor, out_dir: str | Path,
                     steps: int | None = None, progress: bool = True) -> Path:
-    """Epsilon (or v) prediction on scaled latents with hybrid conditioning; EMA of the weights.
+    """Epsilon (or v) prediction on normalised latents with hybrid conditioning; EMA of the weights.
 
-    ``latents`` are raw z_mu; the scale factor 1 / std is computed here from them and stored in the
-    checkpoint (with the samplers' schedule), so sampling needs nothing else."""
+    ``latents`` are raw z_mu; their normalisation (``latent_statistics``) is computed here and stored in
+    the checkpoint, so sampling needs nothing else. With ``training.condition_dropout`` > 0, that fraction
+    of samples is trained unconditionally (the null token), which classifier-free guidance needs."""
     cfg = profile.training
     steps = cfg.diffusion_steps if steps is None else steps
     rank, world, device = setup_distributed()
     out = Path(out_dir)
     ckpt_path = out / "diffusion.pt"
-    scale = float(1.0 / latents.std())
-    z_all = latents * scale
+    latent_mean, latent_std = latent_statistics(latents, profile.diffusion.latent_normalisation)
+    z_all = normalise_latents(latents, latent_mean, latent_std)
     torch.manual_seed(cfg.seed)
     unet = build_unet(profile.diffusion, profile.autoencoder.latent_channels).to(device)
     ema = copy.deepcopy(unet).requires_grad_(False)
@@ -240,6 +267,7 @@ def train_diffusion(profile: Profile, latents: torch.Tensor, covariates: torch.T
         gens = [sample_generator(cfg.seed, step, rank + world * j) for j in range(per_rank)]
         noise = torch.stack([torch.randn(z0.shape[1:], generator=g) for g in gens]).to(device)
         t = torch.stack([torch.randint(0, sched.num_train_timesteps, (), generator=g) for g in gens]).to(device)
+        present = torch.stack([(torch.rand((), generator=g) >= cfg.condition_dropout).float() for g in gens])
         zt = add_noise(z0, noise, t, abar)
         if sched.prediction_type == "epsilon":
             target = noise
@@ -248,7 +276,7 @@ def train_diffusion(profile: Profile, latents: torch.Tensor, covariates: torch.T
             target = a.sqrt() * noise - (1 - a).sqrt() * z0
         else:
             target = z0
-        x_in, context = conditioning_inputs(zt, c)
+        x_in, context = conditioning_inputs(zt, condition_vector(c, profile.diffusion.null_token, present.to(device)))
         with autocast(device, cfg.precision):
             pred = model(x=x_in, timesteps=t, context=context)
         loss = F.mse_loss(pred.float(), target)
@@ -266,7 +294,8 @@ def train_diffusion(profile: Profile, latents: torch.Tensor, covariates: torch.T
             if rank == 0:
                 save_checkpoint(ckpt_path, {
                     "kind": "diffusion", "step": step + 1, "model": unet.state_dict(), "ema": ema.state_dict(),
-                    "optimizer": opt.state_dict(), "history": history, "scale_factor": scale,
+                    "optimizer": opt.state_dict(), "history": history,
+                    "latent_mean": latent_mean, "latent_std": latent_std,
                     "config": _config_record(profile), "world_size": world,
                     "seconds": time.perf_counter() - t0})
                 atomic_write_table(pd.DataFrame(history), out / "diffusion_history.tsv")
@@ -320,6 +349,20 @@ def check_architecture(ck: dict, profile: Profile, section: str, path: Path) -> 
                              f"(saved {saved.get(key)}, profile {now}); use another run folder")
 
 
+def write_latents(profile: Profile, run: Path, path: Path) -> Path:
+    """Encode the run's training split with its autoencoder: {'latents', 'covariates'} at ``path``."""
+    from .preprocess import load_preprocessed
+
+    ck = load_checkpoint(run / "models" / "autoencoder.pt")
+    check_architecture(ck, profile, "autoencoder", run / "models" / "autoencoder.pt")
+    ae = build_autoencoder(profile.autoencoder)
+    ae.load_state_dict(ck["model"])
+    images, covariates = load_volumes(load_preprocessed(run / "preprocessed").query("split == 'train'"))
+    with atomic_path(path) as tmp:
+        torch.save({"latents": encode(ae, images), "covariates": covariates}, tmp)
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     from .preprocess import load_preprocessed
 
@@ -340,7 +383,12 @@ def main(argv: list[str] | None = None) -> None:
         images, _ = load_volumes(train)
         train_autoencoder(profile, images, models, steps=args.steps)
     else:
-        data = torch.load(args.latents or models / "latents.pt", weights_only=True)
+        latents_path = Path(args.latents) if args.latents else models / "latents.pt"
+        rank, world, _ = setup_distributed()
+        if not latents_path.is_file() and not args.latents and rank == 0:
+            write_latents(profile, run, latents_path)
+        _barrier(world)
+        data = torch.load(latents_path, weights_only=True)
         train_diffusion(profile, data["latents"], data["covariates"], models, steps=args.steps)
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -66,11 +66,13 @@ def test_training_notebooks_run_on_smoke(built_book):
     metrics = json.loads((run / "results" / "autoencoder.json").read_text())
     assert metrics["profile"] == "smoke" and 0 < metrics["l1"] < 1 and "perceptual: none" in metrics["weights"]
     _, images = _outputs(root, "03_train_diffusion")
-    assert len(images) == 2, "loss curve and samples"
-    samples = pd.read_csv(run / "samples" / "chapter3" / "samples.tsv", sep="\t")
-    assert len(samples) == 6 and samples["file"].is_unique
-    assert all((run / "samples" / "chapter3" / f).is_file() for f in samples["file"])
-    assert set(samples["age"]) == {50, 64, 78}
+    assert len(images) == 3, "loss curve and samples with guidance on and off"
+    for w in (1.5, 1.0):  # the smoke profile's guidance scale, and guidance off
+        folder = run / "samples" / f"chapter3_w{w:g}"
+        samples = pd.read_csv(folder / "samples.tsv", sep="\t")
+        assert len(samples) == 6 and samples["file"].is_unique and (samples["guidance_scale"] == w).all()
+        assert all((folder / f).is_file() for f in samples["file"])
+        assert set(samples["age"]) == {50, 64, 78}
 
 
 def test_book_builds_offline_with_the_pages(built_book):

@@ -37,9 +37,9 @@ def test_small_profiles_run_a_forward_pass(name):
         mu, _ = ae.encode(x)
         assert mu.shape == (1, p.autoencoder.latent_channels, *p.latent_shape)
         assert ae.decode(mu).shape == x.shape
-        from ldm.networks import conditioning_inputs
+        from ldm.networks import condition_vector, conditioning_inputs
 
-        x_in, ctx = conditioning_inputs(mu, torch.rand(1, 4))
+        x_in, ctx = conditioning_inputs(mu, condition_vector(torch.rand(1, 4), p.diffusion.null_token))
         assert unet(x=x_in, timesteps=torch.tensor([10]), context=ctx).shape == mu.shape
 
 

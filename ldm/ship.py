@@ -1,0 +1,143 @@
+"""Train a profile's shipped checkpoints in one recorded run, and export them to ``checkpoints/<profile>/``.
+
+    python -m ldm.ship --profile demo          # what `make checkpoints` runs (1-2 h on 2 CPU cores)
+
+Every step is one of the project's own commands, run as a subprocess and timed:
+
+    1. the 01_preprocessing notebook (cohort + preprocessing) into the run folder
+    2. python -m ldm.train autoencoder
+    3. python -m ldm.train diffusion    (encodes the training split first)
+    4. export: weights only (EMA for the diffusion model) in float16, with the profile inside
+
+A step whose output is complete is skipped on a rerun (each is resumable), so a killed run goes on.
+``RECORD.md`` / ``record.json`` beside the checkpoints give the commit, the commands, the hardware, the
+versions, the wall time of each step and the training curves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from .checkpoints import SHIPPED_DIR, export, load_checked  # noqa: E402
+from .config import load_profile  # noqa: E402
+from .io import atomic_write_text  # noqa: E402
+from .plotting import loss_curves  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CURVES = {"autoencoder": ["l1", "kl", "generator_adversarial", "discriminator"], "diffusion": ["loss"]}
+
+
+def hardware() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "threads": torch.get_num_threads(), "gpu": gpu, "python": platform.python_version(),
+            "torch": torch.__version__, "monai": __import__("monai").__version__, "platform": platform.platform()}
+
+
+def commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "ldm", "configs", "notebooks"], cwd=ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return sha + (" (with uncommitted changes)" if dirty else "")
+    except OSError:
+        return "unknown"
+
+
+def run_step(name: str, cmd: list[str], log: Path) -> dict:
+    print(f"[ship] {name}: {' '.join(cmd)}", flush=True)
+    t0 = time.perf_counter()
+    with open(log, "a") as fh:
+        subprocess.run(cmd, cwd=ROOT, check=True, stdout=fh, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - t0
+    print(f"[ship] {name}: {seconds:.0f} s", flush=True)
+    return {"step": name, "command": " ".join(cmd), "seconds": round(seconds, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="demo")
+    ap.add_argument("--run-dir", default="", help="default runs/<profile>-ship")
+    ap.add_argument("--out", default="", help="default checkpoints/<profile>")
+    args = ap.parse_args(argv)
+    profile = load_profile(args.profile)
+    run = Path(args.run_dir or f"runs/{profile.name}-ship")
+    out = Path(args.out) if args.out else SHIPPED_DIR / profile.name
+    run.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    log = run / "ship.log"
+    py = sys.executable
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    t_all = time.perf_counter()
+    steps = [
+        run_step("preprocessing", [py, "-m", "ldm.book", "--profile", args.profile, "--run-dir", str(run),
+                                   "--only", "01_preprocessing", "--no-build"], log),
+        run_step("autoencoder", [py, "-m", "ldm.train", "autoencoder", "--profile", args.profile,
+                                 "--run-dir", str(run)], log),
+        run_step("diffusion", [py, "-m", "ldm.train", "diffusion", "--profile", args.profile,
+                               "--run-dir", str(run)], log),
+    ]
+    record = {"profile": profile.name, "profile_fingerprint": profile.fingerprint(), "commit": commit(),
+              "command": f"python -m ldm.ship --profile {args.profile}", "started": started,
+              "wall_seconds": round(time.perf_counter() - t_all, 1), "hardware": hardware(), "steps": steps,
+              "checkpoints": {}}
+    for kind in ("autoencoder", "diffusion"):
+        src = run / "models" / f"{kind}.pt"
+        ck = load_checked(src, profile, kind)
+        export(src, out / f"{kind}.pt")
+        fig = loss_curves(pd.DataFrame(ck["history"]), CURVES[kind], profile.name,
+                          f"{kind}, {ck['step']} steps (shipped run)", title=f"{kind} training")
+        fig.savefig(out / f"{kind}_curves.png", dpi=80)
+        record["checkpoints"][kind] = {"file": f"{kind}.pt", "steps": ck["step"],
+                                       "training_seconds": round(ck["seconds"], 1),
+                                       "bytes": (out / f"{kind}.pt").stat().st_size,
+                                       "final_loss": ck["history"][-1]}
+    atomic_write_text(out / "record.json", json.dumps(record, indent=2))
+    atomic_write_text(out / "RECORD.md", render_record(record))
+    print(f"[ship] exported to {out} in {record['wall_seconds']:.0f} s")
+    return 0
+
+
+def render_record(r: dict) -> str:
+    hw = r["hardware"]
+    lines = [f"# Shipped `{r['profile']}` checkpoints", "",
+             f"Trained by `{r['command']}` (started {r['started']}), profile fingerprint "
+             f"`{r['profile_fingerprint']}`, code commit `{r['commit']}`.", "",
+             f"Hardware: {hw['cpu']}, {hw['threads']} torch threads, GPU: {hw['gpu'] or 'none'}; "
+             f"Python {hw['python']}, torch {hw['torch']}, MONAI {hw['monai']}.", "",
+             "| step | command | wall time |", "|---|---|---|"]
+    lines += [f"| {s['step']} | `{s['command'].split('/')[-1]}` | {s['seconds'] / 60:.1f} min |" for s in r["steps"]]
+    lines += [f"| total | | {r['wall_seconds'] / 60:.1f} min |", "", "| checkpoint | steps | size | final losses |",
+              "|---|---|---|---|"]
+    for c in r["checkpoints"].values():
+        losses = ", ".join(f"{k} {v:.4g}" for k, v in c["final_loss"].items() if k != "step")
+        lines.append(f"| {c['file']} | {c['steps']} | {c['bytes'] / 1e6:.1f} MB | {losses} |")
+    lines += ["", "Curves: `autoencoder_curves.png`, `diffusion_curves.png`. Weights are float16; the diffusion",
+              "model's are its EMA. Retrain everything with `weights=\"train\"` in the notebooks",
+              "(`make book WEIGHTS=train`) or rerun this command (`make checkpoints`).", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Shipped checkpoints: each matches the current profile of its folder, so a stale one fails loudly;
+export keeps what sampling needs and nothing that could resume (or hide) a different run."""
+
+import json
+from dataclasses import asdict
+
+import pytest
+import torch
+
+from ldm.checkpoints import SHIPPED_DIR, export, load_checked, model_state, resolve_weights
+from ldm.config import load_profile
+from ldm.networks import build_autoencoder, build_unet
+from ldm.train import save_checkpoint
+
+SHIPPED = sorted(p for p in SHIPPED_DIR.glob("*/*.pt")) if SHIPPED_DIR.is_dir() else []
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[f"{p.parent.name}/{p.name}" for p in SHIPPED])
+def test_shipped_checkpoint_matches_its_profile(path):
+    profile = load_profile(path.parent.name)
+    kind = path.stem
+    ck = load_checked(path, profile, kind)  # refuses another architecture, naming the section
+    saved = json.loads(ck["config"])
+    for section in ("data", "autoencoder", "diffusion", "scheduler", "training"):  # how it was made, too
+        now = json.loads(json.dumps(asdict(getattr(profile, section)), default=list))
+        assert saved[section] == now, f"{path}: trained with another {section} section; retrain (make checkpoints)"
+    net = build_autoencoder(profile.autoencoder) if kind == "autoencoder" else build_unet(
+        profile.diffusion, profile.autoencoder.latent_channels)
+    net.load_state_dict(model_state(ck))  # strict: every shape matches
+    assert ck["weights"] in ("ema", "model") and ck["history"][-1]["step"] == ck["step"]
+    if kind == "diffusion":
+        assert ck["latent_mean"].shape == ck["latent_std"].shape == (profile.autoencoder.latent_channels,)
+    record = json.loads((path.parent / "record.json").read_text())
+    assert record["checkpoints"][kind]["steps"] == ck["step"]
+
+
+def test_shipped_folder_is_small():
+    total = sum(p.stat().st_size for p in SHIPPED_DIR.rglob("*") if p.is_file()) if SHIPPED_DIR.is_dir() else 0
+    assert total < 40e6, f"checkpoints/ holds {total / 1e6:.1f} MB; the budget is 40 MB"
+
+
+def test_export_keeps_weights_in_half_precision_without_optimiser(tmp_path):
+    profile = load_profile("smoke")
+    unet = build_unet(profile.diffusion, profile.autoencoder.latent_channels)
+    ema = {k: v + 1 for k, v in unet.state_dict().items()}
+    src = tmp_path / "diffusion.pt"
+    save_checkpoint(src, {"kind": "diffusion", "step": 3, "model": unet.state_dict(), "ema": ema,
+                          "optimizer": {"state": {}, "param_groups": []}, "history": [{"step": 3, "loss": 1.0}],
+                          "config": json.dumps({}), "latent_mean": torch.zeros(3), "latent_std": torch.ones(3)})
+    ck = torch.load(export(src, tmp_path / "out.pt"), weights_only=True)
+    assert "optimizer" not in ck and "ema" not in ck and ck["weights"] == "ema"
+    key = next(k for k, v in ema.items() if v.is_floating_point())
+    assert ck["model"][key].dtype == torch.float16
+    torch.testing.assert_close(ck["model"][key].float(), ema[key].float(), atol=1e-2, rtol=1e-3)
+
+
+def test_weights_parameter_is_checked(tmp_path):
+    profile = load_profile("smoke")
+    assert resolve_weights("train", profile) is None
+    assert resolve_weights("auto", profile) is None  # no shipped smoke checkpoints: train
+    with pytest.raises(FileNotFoundError, match="autoencoder.pt"):
+        resolve_weights(str(tmp_path), profile)
