@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     log = run / "ship.log"
     py = sys.executable
     started = datetime.now(UTC).isoformat(timespec="seconds")
+    code = commit()  # at the start: the code that trains
     t_all = time.perf_counter()
     steps = [
         run_step("preprocessing", [py, "-m", "ldm.book", "--profile", args.profile, "--run-dir", str(run),
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         run_step("diffusion", [py, "-m", "ldm.train", "diffusion", "--profile", args.profile,
                                "--run-dir", str(run)], log),
     ]
-    record = {"profile": profile.name, "profile_fingerprint": profile.fingerprint(), "commit": commit(),
+    record = {"profile": profile.name, "profile_fingerprint": profile.fingerprint(), "commit": code,
               "command": f"python -m ldm.ship --profile {args.profile}", "started": started,
               "wall_seconds": round(time.perf_counter() - t_all, 1), "hardware": hardware(), "steps": steps,
               "checkpoints": {}}
