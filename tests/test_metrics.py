@@ -1,0 +1,108 @@
+"""Table 1's metrics against closed forms, invariances and constructed volumes."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import gaussian_filter
+
+from ldm.config import load_profile
+from ldm.metrics import (
+    feature_extractor,
+    fid_from_features,
+    four_g_r_ssim,
+    frechet_distance,
+    ms_ssim,
+    pair_diversity,
+    random_pairs,
+    regions,
+    sobel_magnitude,
+)
+
+CFG = load_profile("demo").metrics  # kernel 5, three scales: the demo's 40 x 56 x 40 volumes
+
+
+def brain_like(seed: int, shape=(40, 56, 40)) -> np.ndarray:
+    """A smooth blob with inner structure: edges, smooth and textured parts, like a head."""
+    rng = np.random.default_rng(seed)
+    zz, yy, xx = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
+    r = np.sqrt(zz**2 + yy**2 + xx**2)
+    vol = (r < 0.8) * 0.6 + (r < 0.35) * 0.3 + gaussian_filter(rng.normal(0, 0.15, shape), 1.5) * (r < 0.8)
+    return np.clip(vol, 0, 1).astype(np.float32)
+
+
+def test_frechet_distance_is_the_closed_form_for_known_gaussians():
+    mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0])
+    d1, d2 = np.array([1.0, 4.0, 0.25]), np.array([9.0, 1.0, 1.0])  # diagonal covariances
+    expected = ((mu1 - mu2) ** 2).sum() + (d1 + d2 - 2 * np.sqrt(d1 * d2)).sum()
+    assert frechet_distance(mu1, np.diag(d1), mu2, np.diag(d2)) == pytest.approx(expected, rel=1e-9)
+    # and a full covariance against a rotation of itself: the same Gaussian up to a mean shift
+    a = np.array([[2.0, 0.5], [0.5, 1.0]])
+    assert frechet_distance(np.zeros(2), a, np.ones(2), a) == pytest.approx(2.0, abs=1e-8)
+
+
+def test_fid_is_zero_for_a_set_against_itself_and_grows_with_noise():
+    rng = np.random.default_rng(0)
+    vols = np.stack([brain_like(i) for i in range(12)])
+    ext = feature_extractor("")  # the fallback: the name says so
+    assert "FALLBACK" in ext.name and not ext.pretrained
+    real = ext(vols)
+    assert fid_from_features(real, real) == pytest.approx(0.0, abs=1e-6)
+    fids = [fid_from_features(real, ext(np.clip(vols + rng.normal(0, s, vols.shape), 0, 1).astype(np.float32)))
+            for s in (0.02, 0.1, 0.3)]
+    assert 0 < fids[0] < fids[1] < fids[2], fids
+
+
+def test_ms_ssim_is_one_for_identical_symmetric_and_falls_with_noise():
+    rng = np.random.default_rng(1)
+    x = brain_like(0)
+    assert ms_ssim(x, x, CFG)[0] == pytest.approx(1.0, abs=1e-5)
+    y = np.clip(x + rng.normal(0, 0.05, x.shape), 0, 1).astype(np.float32)
+    assert ms_ssim(x, y, CFG)[0] == pytest.approx(ms_ssim(y, x, CFG)[0], abs=1e-6)
+    scores = [ms_ssim(x, np.clip(x + rng.normal(0, s, x.shape), 0, 1).astype(np.float32), CFG)[0]
+              for s in (0.01, 0.05, 0.2, 0.5)]
+    assert all(a > b for a, b in zip(scores, scores[1:])), scores
+
+
+def test_four_g_r_ssim_is_one_for_identical_and_falls_with_noise_and_blur():
+    rng = np.random.default_rng(2)
+    x = brain_like(0)
+    assert four_g_r_ssim(x, x, CFG)[0] == pytest.approx(1.0, abs=1e-6)
+    noisy = [four_g_r_ssim(x, np.clip(x + rng.normal(0, s, x.shape), 0, 1).astype(np.float32), CFG)[0]
+             for s in (0.01, 0.05, 0.2, 0.5)]
+    assert all(a > b for a, b in zip(noisy, noisy[1:])), noisy
+    blurred = [four_g_r_ssim(x, gaussian_filter(x, s).astype(np.float32), CFG)[0] for s in (0.5, 1.0, 2.0)]
+    assert all(a > b for a, b in zip(blurred, blurred[1:])), blurred
+
+
+def test_region_partition_on_a_constructed_volume():
+    """A cube with sharp edges in the reference; in the distorted volume its left half is erased (so the
+    edges there are changed edges) and the rest kept (preserved edges); far away both are flat (smooth)."""
+    ref = torch.zeros(1, 1, 24, 24, 24)
+    ref[:, :, 6:18, 6:18, 6:18] = 1.0
+    dist = ref.clone()
+    dist[..., :12] = 0.0
+    g_ref, g_dist = sobel_magnitude(ref), sobel_magnitude(dist)
+    parts = regions(g_ref, g_dist)
+    total = sum(m.float() for m in parts.values())
+    assert torch.equal(total, torch.ones_like(total)), "the four regions partition the volume"
+    edge = g_ref > 0.12 * g_ref.max()
+    assert parts["changed_edge"][..., :10][edge[..., :10]].all(), "erased edges are changed edges"
+    assert parts["preserved_edge"][..., 14:][edge[..., 14:]].all(), "kept edges are preserved"
+    assert not parts["preserved_edge"][..., :10].any()
+    assert parts["changed_edge"][:, :, 8:16, 8:16, 11:13].all(), "the cut is a new edge: changed"
+    assert parts["smooth"][..., :3, :3, :3].all() and parts["smooth"][:, :, 10:14, 10:14, 15].all()
+    assert not parts["smooth"][edge].any()
+
+
+def test_random_pairs_are_distinct_and_cover():
+    pairs = random_pairs(10, 45, seed=0)
+    assert (pairs[:, 0] != pairs[:, 1]).all()
+    assert len({tuple(sorted(p)) for p in pairs}) == 45, "every pair exactly once when all are asked for"
+
+
+def test_diversity_of_copies_is_one_and_of_distinct_volumes_lower():
+    same = np.stack([brain_like(0)] * 5)
+    assert pair_diversity(same, ms_ssim, 6, cfg=CFG)["mean"] == pytest.approx(1.0, abs=1e-5)
+    different = np.stack([brain_like(i) for i in range(5)])
+    d = pair_diversity(different, ms_ssim, 6, cfg=CFG)
+    assert d["mean"] < 0.999 and d["n_pairs"] == 6 and d["ci95"] > 0
