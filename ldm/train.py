@@ -39,6 +39,9 @@ from .networks import build_autoencoder, build_discriminator, build_unet, condit
 from .sampling import add_noise, alphas_cumprod, schedule_betas
 
 log = logging.getLogger(__name__)
+# channels-last 3D convolutions: measured 27% faster (AE) and 10% faster (UNet) training steps on a
+# 2-core AMD EPYC CPU (benchmarks/results/training_step.md); same numbers, another memory layout
+CHANNELS_LAST = torch.channels_last_3d
 COVARIATE_COLUMNS = ("sex_norm", "age_norm", "ventricular_volume_norm", "brain_volume_norm")
 
 
@@ -132,7 +135,7 @@ def train_autoencoder(profile: Profile, images: torch.Tensor, out_dir: str | Pat
     out = Path(out_dir)
     ckpt_path = out / "autoencoder.pt"
     torch.manual_seed(cfg.seed)  # initial weights: identical on every rank
-    ae = build_autoencoder(profile.autoencoder).to(device)
+    ae = build_autoencoder(profile.autoencoder).to(device, memory_format=CHANNELS_LAST)
     disc = build_discriminator(cfg.discriminator_channels, cfg.discriminator_layers).to(device)
     opt_g = torch.optim.Adam(ae.parameters(), lr=cfg.autoencoder_lr)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.autoencoder_lr)
@@ -152,7 +155,7 @@ def train_autoencoder(profile: Profile, images: torch.Tensor, out_dir: str | Pat
     for step in tqdm(range(start, steps), desc="autoencoder", disable=not progress or rank > 0,
                      initial=start, total=steps):
         idx = global_batch(step, len(images), cfg.autoencoder_batch_size, cfg.seed)[rank::world]
-        x = images[idx].to(device)
+        x = images[idx].to(device, memory_format=CHANNELS_LAST)
         latent_shape = (profile.autoencoder.latent_channels, *profile.latent_shape)
         eps = torch.stack([torch.randn(latent_shape, generator=sample_generator(cfg.seed, step, rank + world * j))
                            for j in range(per_rank)]).to(device)
@@ -250,7 +253,7 @@ def train_diffusion(profile: Profile, latents: torch.Tensor, covariates: torch.T
     latent_mean, latent_std = latent_statistics(latents, profile.diffusion.latent_normalisation)
     z_all = normalise_latents(latents, latent_mean, latent_std)
     torch.manual_seed(cfg.seed)
-    unet = build_unet(profile.diffusion, profile.autoencoder.latent_channels).to(device)
+    unet = build_unet(profile.diffusion, profile.autoencoder.latent_channels).to(device, memory_format=CHANNELS_LAST)
     ema = copy.deepcopy(unet).requires_grad_(False)
     opt = torch.optim.Adam(unet.parameters(), lr=cfg.diffusion_lr)
     start, history = resume(ckpt_path, profile, "diffusion", {"model": unet, "ema": ema, "optimizer": opt})
@@ -277,6 +280,7 @@ def train_diffusion(profile: Profile, latents: torch.Tensor, covariates: torch.T
         else:
             target = z0
         x_in, context = conditioning_inputs(zt, condition_vector(c, profile.diffusion.null_token, present.to(device)))
+        x_in = x_in.contiguous(memory_format=CHANNELS_LAST)
         with autocast(device, cfg.precision):
             pred = model(x=x_in, timesteps=t, context=context)
         loss = F.mse_loss(pred.float(), target)
