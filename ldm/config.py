@@ -144,7 +144,9 @@ class SamplingConfig:
 @dataclass(frozen=True)
 class MetricsConfig:
     n_pairs: int  # sample pairs for MS-SSIM / 4-G-R-SSIM diversity
-    fid_n_samples: int
+    fid_n_samples: int  # samples per set for Table 1 (DDIM)
+    ddpm_n_samples: int  # DDPM takes 1000 network calls per sample: fewer on a CPU
+    fid_weights: str  # MedicalNet weights (resnet_50_23dataset.pth) for FID; "" = the named fallback extractor
     ms_ssim_kernel_size: int
     ms_ssim_sigma: float
     ms_ssim_weights: tuple[float, ...]

@@ -1,7 +1,8 @@
-"""Numbers the notebooks report about trained networks (reconstruction now; Table 1 metrics later)."""
+"""Numbers the notebooks report about trained networks: reconstruction error, and Table 1 rows."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -27,3 +28,15 @@ def reconstruction_metrics(images: torch.Tensor, recons: torch.Tensor, brain_thr
         "l1_per_subject_sd": float(err.mean(1).std()) if len(x) > 1 else float("nan"),
     }
 
+
+
+def sample_set_metrics(volumes: np.ndarray, reference_features: np.ndarray, extractor, cfg, seed: int = 0) -> dict:
+    """One row of Table 1 for a set of volumes (N, D, H, W): FID against the reference features, and
+    the diversity of random pairs within the set by MS-SSIM and 4-G-R-SSIM (lower = more diverse)."""
+    from .metrics import fid_from_features, four_g_r_ssim, ms_ssim, pair_diversity
+
+    ms = pair_diversity(volumes, ms_ssim, cfg.n_pairs, seed=seed, cfg=cfg)
+    gr = pair_diversity(volumes, four_g_r_ssim, cfg.n_pairs, seed=seed, cfg=cfg)
+    return {"n": int(len(volumes)), "fid": fid_from_features(extractor(volumes), reference_features),
+            "ms_ssim": ms["mean"], "ms_ssim_ci95": ms["ci95"], "4_g_r_ssim": gr["mean"], "4_g_r_ssim_ci95": gr["ci95"],
+            "n_pairs": ms["n_pairs"], "feature_extractor": extractor.name}

@@ -143,3 +143,54 @@ def volume_rows(volumes: Sequence[np.ndarray], labels: Sequence[str], voxel_mm: 
     fig.tight_layout(rect=(0, 0.03, 1, 0.97 if title else 1))
     stamp(fig, profile, weights, data)
     return fig
+
+
+def sweep_figure(rows: Sequence[tuple[str, Sequence[str], Sequence[np.ndarray]]], voxel_mm: float, profile: str,
+                 weights: str, views: Sequence[str] = ("coronal", "axial"), title: str = "") -> plt.Figure:
+    """Fig. 2/4 layout: one block per sweep (``(name, column labels, volumes)``), one row per view,
+    one column per conditioning value. Same seed along a row, so only the covariate changes."""
+    ncols = max(len(v) for _, _, v in rows)
+    nrows = len(rows) * len(views)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.5 * ncols + 0.6, 1.7 * nrows + 0.5), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for b, (name, labels, vols) in enumerate(rows):
+        for v, view in enumerate(views):
+            r = b * len(views) + v
+            for c, (label, vol) in enumerate(zip(labels, vols)):
+                ax = axes[r, c]
+                sl = orthogonal_slices(vol)[VIEWS.index(view)]
+                ax.imshow(sl, origin="lower", cmap="gray", vmin=0, vmax=1, interpolation="nearest",
+                          aspect=1.0)
+                if v == 0:
+                    ax.set_title(label, fontsize=7)
+            axes[r, 0].axis("on")
+            axes[r, 0].set_xticks([])
+            axes[r, 0].set_yticks([])
+            axes[r, 0].set_ylabel(f"{name}\n{view}", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.03, 1, 0.96 if title else 1))
+    stamp(fig, profile, weights, "generated")
+    return fig
+
+
+def correlation_figure(panels: Sequence[dict], profile: str, weights: str, title: str = "") -> plt.Figure:
+    """Fig. 3 layout: per panel a scatter of ``x`` vs ``y`` with a regression line (seaborn) and Pearson r,
+    with the paper's r beside ours. Each panel: x, y, xlabel, ylabel, title, paper_r (or None)."""
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.0), squeeze=False)
+    for ax, p in zip(axes[0], panels):
+        x, y = np.asarray(p["x"], dtype=float), np.asarray(p["y"], dtype=float)
+        sns.regplot(x=x, y=y, ax=ax, scatter_kws={"s": 12, "alpha": 0.7}, line_kws={"color": "C3"})
+        r = float(np.corrcoef(x, y)[0, 1]) if len(x) > 2 else float("nan")
+        paper = f"; paper r = {p['paper_r']:.3f}" if p.get("paper_r") is not None else ""
+        ax.set_title(f"{p['title']}\nours r = {r:.3f} (n = {len(x)}){paper}", fontsize=9)
+        ax.set_xlabel(p["xlabel"], fontsize=8)
+        ax.set_ylabel(p["ylabel"], fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.03, 1, 0.95 if title else 1))
+    stamp(fig, profile, weights)
+    return fig
