@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+import torch
 
 from ldm import cohort as cohort_lib
 from ldm.config import load_profile
@@ -31,3 +32,20 @@ def preprocessed(tmp_path_factory, smoke, cohort_dir):
     logging.getLogger("ldm").setLevel(logging.ERROR)
     manifest = preprocess_cohort(table, out, smoke, label_columns=cohort_lib.MASKS, progress=False)
     return out, manifest
+
+
+def random_pipeline(profile):
+    """A pipeline of the profile's networks with random weights that respond to their inputs (MONAI
+    zero-initialises the UNet's output layer, which would make every covariate irrelevant)."""
+    from ldm.generate import Pipeline
+    from ldm.networks import build_networks
+    from ldm.sampling import schedule_betas
+
+    torch.manual_seed(0)
+    ae, unet = build_networks(profile)
+    with torch.no_grad():
+        for p in unet.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    c = profile.autoencoder.latent_channels
+    return Pipeline(profile, ae.eval(), unet.eval(), torch.zeros(c), torch.ones(c),
+                    schedule_betas(profile.scheduler), "random weights (test)", torch.device("cpu"))

@@ -3,10 +3,11 @@ standardisation, the null token and classifier-free guidance, and the two condit
 
 import pytest
 import torch
+from conftest import random_pipeline
 
 from ldm.config import ConfigError, load_profile
 from ldm.generate import Pipeline, eps_function, generate
-from ldm.networks import build_networks, condition_vector, conditioning_inputs
+from ldm.networks import condition_vector, conditioning_inputs
 from ldm.sampling import add_noise, alphas_cumprod, eps_from_prediction, schedule_betas
 from ldm.train import denormalise_latents, latent_statistics, normalise_latents
 
@@ -51,14 +52,7 @@ def test_null_token_marks_unconditional_rows():
 
 
 def _pipeline(profile=SMOKE) -> Pipeline:
-    torch.manual_seed(0)
-    ae, unet = build_networks(profile)
-    with torch.no_grad():  # MONAI zero-initialises the UNet's output layer: give it weights that respond
-        for p in unet.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    c = profile.autoencoder.latent_channels
-    return Pipeline(profile, ae.eval(), unet.eval(), torch.zeros(c), torch.ones(c),
-                    schedule_betas(profile.scheduler), "random weights (test)", torch.device("cpu"))
+    return random_pipeline(profile)
 
 
 def test_guidance_is_the_classifier_free_combination():
