@@ -49,3 +49,23 @@ def random_pipeline(profile):
     c = profile.autoencoder.latent_channels
     return Pipeline(profile, ae.eval(), unet.eval(), torch.zeros(c), torch.ones(c),
                     schedule_betas(profile.scheduler), "random weights (test)", torch.device("cpu"))
+
+
+def write_random_checkpoints(profile, folder):
+    """autoencoder.pt + diffusion.pt of ``random_pipeline`` in ldm.train's format (for CLI tests)."""
+    import json
+    from pathlib import Path
+
+    from ldm.train import _config_record, save_checkpoint
+
+    pipe = random_pipeline(profile)
+    folder = Path(folder)
+    common = {"step": 1, "history": [{"step": 1}], "config": _config_record(profile), "world_size": 1,
+              "seconds": 0.0}
+    save_checkpoint(folder / "autoencoder.pt", {"kind": "autoencoder", "model": pipe.autoencoder.state_dict(),
+                                                "perceptual": "none", **common})
+    save_checkpoint(folder / "diffusion.pt", {"kind": "diffusion", "model": pipe.unet.state_dict(),
+                                              "latent_mean": pipe.latent_mean, "latent_std": pipe.latent_std,
+                                              **common})
+    json.loads(common["config"])  # plain data
+    return folder
