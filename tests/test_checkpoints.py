@@ -12,6 +12,11 @@ from ldm.config import load_profile
 from ldm.networks import build_autoencoder, build_unet
 from ldm.train import save_checkpoint
 
+TRAINING_KEYS = {
+    "autoencoder": ("autoencoder_steps", "autoencoder_batch_size", "autoencoder_lr", "kl_weight", "perceptual_weight",
+                    "perceptual_weights", "adversarial_weight", "adversarial_warmup_steps", "seed"),
+    "diffusion": ("diffusion_steps", "diffusion_batch_size", "diffusion_lr", "ema_decay", "condition_dropout", "seed"),
+}
 SHIPPED = sorted(p for p in SHIPPED_DIR.glob("*/*.pt")) if SHIPPED_DIR.is_dir() else []
 
 
@@ -21,9 +26,14 @@ def test_shipped_checkpoint_matches_its_profile(path):
     kind = path.stem
     ck = load_checked(path, profile, kind)  # refuses another architecture, naming the section
     saved = json.loads(ck["config"])
-    for section in ("data", "autoencoder", "diffusion", "scheduler", "training"):  # how it was made, too
+    sections = ("data", "autoencoder") if kind == "autoencoder" else ("data", "autoencoder", "diffusion", "scheduler")
+    for section in sections:
         now = json.loads(json.dumps(asdict(getattr(profile, section)), default=list))
         assert saved[section] == now, f"{path}: trained with another {section} section; retrain (make checkpoints)"
+    # and with this profile's training settings for this network (how it was made, not only its shape)
+    now = asdict(profile.training)
+    for key in TRAINING_KEYS[kind]:
+        assert saved["training"][key] == now[key], f"{path}: trained with training.{key}={saved['training'][key]}"
     net = build_autoencoder(profile.autoencoder) if kind == "autoencoder" else build_unet(
         profile.diffusion, profile.autoencoder.latent_channels)
     net.load_state_dict(model_state(ck))  # strict: every shape matches
