@@ -40,3 +40,13 @@ def sample_set_metrics(volumes: np.ndarray, reference_features: np.ndarray, extr
     return {"n": int(len(volumes)), "fid": fid_from_features(extractor(volumes), reference_features),
             "ms_ssim": ms["mean"], "ms_ssim_ci95": ms["ci95"], "4_g_r_ssim": gr["mean"], "4_g_r_ssim_ci95": gr["ci95"],
             "n_pairs": ms["n_pairs"], "feature_extractor": extractor.name}
+
+
+def mean_image_correlation(volumes: np.ndarray, mean_image: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each volume with the cohort's mean image: a broken sample (holes, boxes,
+    islands) falls below the range of real subjects. Used for the fraction of plausible samples."""
+    v = np.asarray(volumes, dtype=np.float64).reshape(len(volumes), -1)
+    m = np.asarray(mean_image, dtype=np.float64).ravel()
+    v = v - v.mean(1, keepdims=True)
+    m = m - m.mean()
+    return (v @ m) / (np.linalg.norm(v, axis=1) * np.linalg.norm(m) + 1e-12)
