@@ -22,6 +22,10 @@ class DataError(ValueError):
     """Bad input data: the message names the file (and the field or subject where there is one)."""
 
 
+_UMASK = os.umask(0)  # read the process umask (os.umask sets and returns it), then restore it
+os.umask(_UMASK)
+
+
 @contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
@@ -31,6 +35,7 @@ def atomic_path(path: str | Path):
     suffix = "".join(path.suffixes)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name.removesuffix(suffix)}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a result file gets the usual permissions
     try:
         yield Path(tmp)
         os.replace(tmp, path)

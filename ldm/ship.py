@@ -72,7 +72,8 @@ def run_step(name: str, cmd: list[str], log: Path) -> dict:
         subprocess.run(cmd, cwd=ROOT, check=True, stdout=fh, stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - t0
     print(f"[ship] {name}: {seconds:.0f} s", flush=True)
-    return {"step": name, "command": " ".join(cmd), "seconds": round(seconds, 1)}
+    shown = ["python" if c == sys.executable else c for c in cmd]  # no machine-specific path in the record
+    return {"step": name, "command": " ".join(shown), "seconds": round(seconds, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,12 +129,13 @@ def render_record(r: dict) -> str:
              f"Hardware: {hw['cpu']}, {hw['threads']} torch threads, GPU: {hw['gpu'] or 'none'}; "
              f"Python {hw['python']}, torch {hw['torch']}, MONAI {hw['monai']}.", "",
              "| step | command | wall time |", "|---|---|---|"]
-    lines += [f"| {s['step']} | `{s['command'].split('/')[-1]}` | {s['seconds'] / 60:.1f} min |" for s in r["steps"]]
+    lines += [f"| {s['step']} | `{s['command']}` | {s['seconds'] / 60:.1f} min |" for s in r["steps"]]
     lines += [f"| total | | {r['wall_seconds'] / 60:.1f} min |", "", "| checkpoint | steps | size | final losses |",
               "|---|---|---|---|"]
     for c in r["checkpoints"].values():
         losses = ", ".join(f"{k} {v:.4g}" for k, v in c["final_loss"].items() if k != "step")
         lines.append(f"| {c['file']} | {c['steps']} | {c['bytes'] / 1e6:.1f} MB | {losses} |")
+    lines += ["", *(f"Note: {n}" for n in r.get("notes", []))]
     lines += ["", "Curves: `autoencoder_curves.png`, `diffusion_curves.png`. Weights are float16; the diffusion",
               "model's are its EMA. Retrain everything with `weights=\"train\"` in the notebooks",
               "(`make book WEIGHTS=train`) or rerun this command (`make checkpoints`).", ""]
