@@ -16,6 +16,7 @@ import ipywidgets as w
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 
 from .generate import Pipeline, generate, save_samples
 from .plotting import VIEWS, orthogonal_slices, stamp
@@ -49,6 +50,7 @@ class SamplerApp:
         self.status = w.HTML()
         self.image = w.Output()
         self.volume: np.ndarray | None = None
+        self.figure: plt.Figure | None = None
         self.last: dict | None = None
         for s in (*self.sliders.values(), self.sex):
             s.observe(lambda _: self._show_normalised(), names="value")
@@ -90,19 +92,24 @@ class SamplerApp:
         return self.volume
 
     def render(self) -> None:
+        """Draw three orthogonal views of the current sample (axial at the slice slider) into the output."""
         if self.volume is None:
             return
         p = self.pipe.profile
         index = (p.data.shape[0] // 2, p.data.shape[1] // 2, int(self.slice.value))
+        fig, axes = plt.subplots(1, 3, figsize=(8, 3))
+        for ax, sl, name in zip(axes, orthogonal_slices(self.volume, index), VIEWS):
+            ax.imshow(sl, origin="lower", cmap="gray", vmin=0, vmax=1)
+            ax.set_title(name, fontsize=8)
+            ax.axis("off")
+        stamp(fig, p.name, self.pipe.weights, "generated")
+        if self.figure is not None:
+            plt.close(self.figure)
+        self.figure = fig  # kept, so a test (or a caller) can read what is shown
         self.image.clear_output(wait=True)
         with self.image:
-            fig, axes = plt.subplots(1, 3, figsize=(8, 3))
-            for ax, sl, name in zip(axes, orthogonal_slices(self.volume, index), VIEWS):
-                ax.imshow(sl, origin="lower", cmap="gray", vmin=0, vmax=1)
-                ax.set_title(name, fontsize=8)
-                ax.axis("off")
-            stamp(fig, p.name, self.pipe.weights, "generated")
-            plt.show()
+            display(fig)
+        plt.close(fig)
 
     def save(self) -> Path:
         """Write the current sample as NIfTI on the MNI grid, and its row in samples.tsv."""
