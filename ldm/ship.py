@@ -25,17 +25,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+import torch
 
-matplotlib.use("Agg")
-
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from .checkpoints import SHIPPED_DIR, export, load_checked  # noqa: E402
-from .config import load_profile  # noqa: E402
-from .io import atomic_write_text  # noqa: E402
-from .plotting import loss_curves  # noqa: E402
+from .checkpoints import SHIPPED_DIR, export, load_checked
+from .config import load_profile
+from .io import atomic_write_text
+from .plotting import loss_curves
 
 ROOT = Path(__file__).resolve().parent.parent
 CURVES = {"autoencoder": ["l1", "kl", "generator_adversarial", "discriminator"], "diffusion": ["loss"]}
@@ -77,6 +73,9 @@ def run_step(name: str, cmd: list[str], log: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")  # here, not at import: importing hardware() must not change a notebook's backend
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="demo")
     ap.add_argument("--run-dir", default="", help="default runs/<profile>-ship")

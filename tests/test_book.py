@@ -117,4 +117,4 @@ def test_interactive_chapter_shows_a_gallery_in_the_static_book(built_book):
     _, images = _outputs(root, "07_interactive")
     assert len(images) == 2, "coronal and axial galleries"
     page = (html / "book" / "notebooks" / "07_interactive.html").read_text()
-    assert "live = True" in page and "jupyter-widgets/html-manager" not in page, "no widget manager from a CDN"
+    assert "Voila" in page and "jupyter-widgets/html-manager" not in page, "no widget manager from a CDN"
