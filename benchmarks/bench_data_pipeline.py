@@ -32,20 +32,14 @@ from ldm import cohort as cohort_lib  # noqa: E402
 from ldm.config import load_profile  # noqa: E402
 from ldm.io import read_image  # noqa: E402
 from ldm.preprocess import preprocess_image  # noqa: E402
+from ldm.ship import cpu_name  # noqa: E402
 from ldm.template import load_template  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "data_pipeline.json"
 
 
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name("unknown")
     import os
 
     return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}

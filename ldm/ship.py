@@ -37,15 +37,19 @@ ROOT = Path(__file__).resolve().parent.parent
 CURVES = {"autoencoder": ["l1", "kl", "generator_adversarial", "discriminator"], "diffusion": ["loss"]}
 
 
-def hardware() -> dict:
-    cpu = platform.processor() or platform.machine()
+def cpu_name(default: str = "") -> str:
+    """The CPU model from /proc/cpuinfo (platform.processor() is often just the architecture)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return default or platform.processor() or platform.machine()
+
+
+def hardware() -> dict:
+    cpu = cpu_name()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"cpu": cpu, "threads": torch.get_num_threads(), "gpu": gpu, "python": platform.python_version(),
             "torch": torch.__version__, "monai": __import__("monai").__version__, "platform": platform.platform()}
