@@ -153,6 +153,33 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class BrainAgeConfig:
+    """The brain-age CNN of Fig. 3 (Cole et al. 2017): one conv-ReLU-conv-BN-ReLU-maxpool block per entry."""
+
+    channels: tuple[int, ...]  # Cole et al.: 8, 16, 32, 64, 128 (channels double, each block halves the volume)
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class BaselinesConfig:
+    """The GAN baselines of Table 1: a 3D LSGAN (Mao et al. 2017) and a 3D VAE-GAN (Larsen et al. 2016)."""
+
+    latent_dim: int
+    generator_channels: tuple[int, ...]  # widest first; one 2x upsampling each, from data.shape / 2**len
+    discriminator_channels: tuple[int, ...]  # narrowest first; one stride-2 convolution each
+    steps: int
+    batch_size: int
+    lr: float
+    kl_weight: float  # VAE-GAN: KL(q(z|x) || N(0, I))
+    reconstruction_weight: float  # VAE-GAN: L1 between a volume and its reconstruction (Kwon et al. 2019)
+    seed: int
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -165,6 +192,8 @@ class Profile:
     training: TrainingConfig
     sampling: SamplingConfig
     metrics: MetricsConfig
+    brain_age: BrainAgeConfig
+    baselines: BaselinesConfig
     source: str = field(default="", compare=False)  # the file it was read from
 
     @property
@@ -357,3 +386,11 @@ def _check_semantics(p: Profile, where: str) -> None:
         fail("sampling.ddim_steps", "must be in 1..num_train_timesteps")
     if p.metrics.ms_ssim_kernel_size % 2 == 0:
         fail("metrics.ms_ssim_kernel_size", "must be odd")
+    if 2 ** len(p.brain_age.channels) > min(p.data.shape):
+        fail("brain_age.channels", f"{len(p.brain_age.channels)} blocks halve {p.data.shape} below one voxel")
+    gan_factor = 2 ** len(p.baselines.generator_channels)
+    if any(s % gan_factor for s in p.data.shape):
+        fail("baselines.generator_channels", f"data.shape {p.data.shape} not divisible by the generator's "
+             f"upsampling {gan_factor}")
+    if 2 ** len(p.baselines.discriminator_channels) > min(p.data.shape):
+        fail("baselines.discriminator_channels", "too many stride-2 layers for data.shape")

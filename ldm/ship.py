@@ -7,7 +7,11 @@ Every step is one of the project's own commands, run as a subprocess and timed:
     1. the 01_preprocessing notebook (cohort + preprocessing) into the run folder
     2. python -m ldm.train autoencoder
     3. python -m ldm.train diffusion    (encodes the training split first)
-    4. export: weights only (EMA for the diffusion model) in float16, with the profile inside
+    4. python -m ldm.train brain_age    (Fig. 3's age panel)
+    5. python -m ldm.train lsgan, vaegan (Table 1's baselines)
+    6. export: weights only (EMA for the diffusion model) in float16, with the profile inside
+
+``--only brain_age,lsgan`` trains and exports just those networks and adds them to the existing record.
 
 A step whose output is complete is skipped on a rerun (each is resumable), so a killed run goes on.
 ``RECORD.md`` / ``record.json`` beside the checkpoints give the commit, the commands, the hardware, the
@@ -34,7 +38,10 @@ from .io import atomic_write_text
 from .plotting import loss_curves
 
 ROOT = Path(__file__).resolve().parent.parent
-CURVES = {"autoencoder": ["l1", "kl", "generator_adversarial", "discriminator"], "diffusion": ["loss"]}
+CURVES = {"autoencoder": ["l1", "kl", "generator_adversarial", "discriminator"], "diffusion": ["loss"],
+          "brain_age": ["l1_years"], "lsgan": ["generator_adversarial", "discriminator"],
+          "vaegan": ["l1", "kl", "generator_adversarial", "discriminator"]}
+NETWORKS = tuple(CURVES)
 
 
 def cpu_name(default: str = "") -> str:
@@ -84,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="demo")
     ap.add_argument("--run-dir", default="", help="default runs/<profile>-ship")
     ap.add_argument("--out", default="", help="default checkpoints/<profile>")
+    ap.add_argument("--only", default=",".join(NETWORKS), help=f"comma-separated subset of {','.join(NETWORKS)}")
     args = ap.parse_args(argv)
+    only = [n for n in args.only.split(",") if n]
+    if unknown := sorted(set(only) - set(NETWORKS)):
+        ap.error(f"--only: unknown network {unknown[0]!r} (expected some of {', '.join(NETWORKS)})")
     profile = load_profile(args.profile)
     run = Path(args.run_dir or f"runs/{profile.name}-ship")
     out = Path(args.out) if args.out else SHIPPED_DIR / profile.name
@@ -95,19 +106,15 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC).isoformat(timespec="seconds")
     code = commit()  # at the start: the code that trains
     t_all = time.perf_counter()
-    steps = [
-        run_step("preprocessing", [py, "-m", "ldm.book", "--profile", args.profile, "--run-dir", str(run),
-                                   "--only", "01_preprocessing", "--no-build"], log),
-        run_step("autoencoder", [py, "-m", "ldm.train", "autoencoder", "--profile", args.profile,
-                                 "--run-dir", str(run)], log),
-        run_step("diffusion", [py, "-m", "ldm.train", "diffusion", "--profile", args.profile,
-                               "--run-dir", str(run)], log),
-    ]
+    steps = [run_step("preprocessing", [py, "-m", "ldm.book", "--profile", args.profile, "--run-dir", str(run),
+                                        "--only", "01_preprocessing", "--no-build"], log)]
+    steps += [run_step(kind, [py, "-m", "ldm.train", kind, "--profile", args.profile, "--run-dir", str(run)], log)
+              for kind in NETWORKS if kind in only]
     record = {"profile": profile.name, "profile_fingerprint": profile.fingerprint(), "commit": code,
               "command": f"python -m ldm.ship --profile {args.profile}", "started": started,
               "wall_seconds": round(time.perf_counter() - t_all, 1), "hardware": hardware(), "steps": steps,
               "checkpoints": {}}
-    for kind in ("autoencoder", "diffusion"):
+    for kind in [k for k in NETWORKS if k in only]:
         src = run / "models" / f"{kind}.pt"
         ck = load_checked(src, profile, kind)
         export(src, out / f"{kind}.pt")
@@ -118,30 +125,49 @@ def main(argv: list[str] | None = None) -> int:
                                        "training_seconds": round(ck["seconds"], 1),
                                        "bytes": (out / f"{kind}.pt").stat().st_size,
                                        "final_loss": ck["history"][-1]}
+    if set(only) != set(NETWORKS) and (out / "record.json").is_file():
+        record = merge_records(json.loads((out / "record.json").read_text()), record, args.only)
     atomic_write_text(out / "record.json", json.dumps(record, indent=2))
     atomic_write_text(out / "RECORD.md", render_record(record))
     print(f"[ship] exported to {out} in {record['wall_seconds']:.0f} s")
     return 0
 
 
+def merge_records(old: dict, new: dict, only: str) -> dict:
+    """A partial run (``--only``) joins the record of the earlier run: each run keeps its own commit,
+    hardware and times, listed in ``runs``; the checkpoints are the union (the new ones win)."""
+    keys = ("command", "profile_fingerprint", "commit", "started", "wall_seconds", "hardware", "steps")
+    runs = old.pop("runs", None) or [{k: old[k] for k in keys if k in old}]
+    this = {k: new[k] for k in keys}
+    this["command"] = f"{new['command']} --only {only}"
+    checkpoints = {**old.get("checkpoints", {}), **new["checkpoints"]}
+    merged = {**old, "profile_fingerprint": new["profile_fingerprint"], "runs": [*runs, this],
+              "checkpoints": checkpoints}
+    merged["wall_seconds"] = round(sum(r["wall_seconds"] for r in merged["runs"]), 1)
+    return merged
+
+
 def render_record(r: dict) -> str:
-    hw = r["hardware"]
     lines = [f"# Shipped `{r['profile']}` checkpoints", "",
-             f"Trained by `{r['command']}` (started {r['started']}), profile fingerprint "
-             f"`{r['profile_fingerprint']}`, code commit `{r['commit']}`.", "",
-             f"Hardware: {hw['cpu']}, {hw['threads']} torch threads, GPU: {hw['gpu'] or 'none'}; "
-             f"Python {hw['python']}, torch {hw['torch']}, MONAI {hw['monai']}.", "",
-             "| step | command | wall time |", "|---|---|---|"]
-    lines += [f"| {s['step']} | `{s['command']}` | {s['seconds'] / 60:.1f} min |" for s in r["steps"]]
-    lines += [f"| total | | {r['wall_seconds'] / 60:.1f} min |", "", "| checkpoint | steps | size | final losses |",
-              "|---|---|---|---|"]
+             f"Profile fingerprint `{r['profile_fingerprint']}`. Made by "
+             f"{'these runs' if 'runs' in r else 'this run'}:", ""]
+    for run in r.get("runs", [r]):
+        hw = run["hardware"]
+        lines += [f"## `{run['command']}` (started {run['started']})", "",
+                  f"Code commit `{run['commit']}`. Hardware: {hw['cpu']}, {hw['threads']} torch threads, "
+                  f"GPU: {hw['gpu'] or 'none'}; Python {hw['python']}, torch {hw['torch']}, MONAI {hw['monai']}.",
+                  "", "| step | command | wall time |", "|---|---|---|"]
+        lines += [f"| {s['step']} | `{s['command']}` | {s['seconds'] / 60:.1f} min |" for s in run["steps"]]
+        lines += [f"| total | | {run['wall_seconds'] / 60:.1f} min |", ""]
+    lines += ["## Checkpoints", "", "| checkpoint | steps | size | final losses |", "|---|---|---|---|"]
     for c in r["checkpoints"].values():
         losses = ", ".join(f"{k} {v:.4g}" for k, v in c["final_loss"].items() if k != "step")
         lines.append(f"| {c['file']} | {c['steps']} | {c['bytes'] / 1e6:.1f} MB | {losses} |")
     lines += ["", *(f"Note: {n}" for n in r.get("notes", []))]
-    lines += ["", "Curves: `autoencoder_curves.png`, `diffusion_curves.png`. Weights are float16; the diffusion",
-              "model's are its EMA. Retrain everything with `weights=\"train\"` in the notebooks",
-              "(`make book WEIGHTS=train`) or rerun this command (`make checkpoints`).", ""]
+    curves = ", ".join(f"`{k}_curves.png`" for k in r["checkpoints"])
+    lines += ["", f"Curves: {curves}. Weights are float16; the diffusion model's are its EMA.",
+              "Retrain everything with `weights=\"train\"` in the notebooks (`make book WEIGHTS=train`)",
+              "or rerun `make checkpoints`.", ""]
     return "\n".join(lines)
 
 

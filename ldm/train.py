@@ -2,6 +2,7 @@
 
     python -m ldm.train autoencoder --profile smoke --run-dir runs/smoke
     python -m ldm.train diffusion   --profile smoke --run-dir runs/smoke
+    python -m ldm.train brain_age|lsgan|vaegan --profile smoke --run-dir runs/smoke   (ldm.brain_age, ldm.baselines)
     torchrun --nproc_per_node 2 -m ldm.train diffusion --profile smoke --run-dir runs/smoke
 
 Reproducibility is designed in, not hoped for: the global batch of step k, each sample's noise and
@@ -20,7 +21,6 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import nibabel as nib
@@ -100,7 +100,7 @@ def autocast(device: torch.device, precision: str):
 def load_volumes(manifest: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
     """Preprocessed volumes (N, 1, D, H, W) in [0, 1] and normalised covariates (N, 4) of a manifest."""
     vols = np.stack([np.asarray(nib.load(p).dataobj, dtype=np.float32) for p in manifest["image"]])
-    covs = manifest[list(COVARIATE_COLUMNS)].to_numpy(np.float32)
+    covs = manifest[list(COVARIATE_COLUMNS)].to_numpy(np.float32, copy=True)  # writable: torch shares it
     return torch.from_numpy(vols)[:, None], torch.from_numpy(covs)
 
 
@@ -342,15 +342,33 @@ def resume(path: Path, profile: Profile, section: str, parts: dict) -> tuple[int
     return int(ck["step"]), list(ck["history"])
 
 
+# what a checkpoint's network depends on, per kind: dotted keys of the profile. Training budgets (steps,
+# learning rates) are left out on purpose, so a run can be resumed with more steps.
+ARCHITECTURE_KEYS = {
+    "autoencoder": ("autoencoder",),
+    "diffusion": ("autoencoder", "diffusion", "scheduler"),
+    "brain_age": ("data.shape", "brain_age.channels"),
+    "lsgan": ("data.shape", "baselines.latent_dim", "baselines.generator_channels",
+              "baselines.discriminator_channels"),
+}
+ARCHITECTURE_KEYS["vaegan"] = ARCHITECTURE_KEYS["lsgan"]
+
+
 def check_architecture(ck: dict, profile: Profile, section: str, path: Path) -> None:
-    """A checkpoint resumes only into the architecture it was trained with."""
+    """A checkpoint resumes (or loads) only into the architecture it was trained with."""
     saved = json.loads(ck["config"])
-    keys = ("autoencoder",) if section == "autoencoder" else ("autoencoder", "diffusion", "scheduler")
-    for key in keys:
-        now = json.loads(json.dumps(asdict(getattr(profile, key)), default=list))
-        if saved.get(key) != now:
-            raise ValueError(f"{path}: checkpoint was trained with a different {key} section "
-                             f"(saved {saved.get(key)}, profile {now}); use another run folder")
+    now = json.loads(_config_record(profile))
+    for key in ARCHITECTURE_KEYS[section]:
+        was, want = _dotted(saved, key), _dotted(now, key)
+        if was != want:
+            raise ValueError(f"{path}: checkpoint was trained with a different {key} "
+                             f"(saved {was}, profile {want}); use another run folder")
+
+
+def _dotted(tree: dict, key: str):
+    for part in key.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree
 
 
 def write_latents(profile: Profile, run: Path, path: Path) -> Path:
@@ -371,7 +389,7 @@ def main(argv: list[str] | None = None) -> None:
     from .preprocess import load_preprocessed
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["autoencoder", "diffusion"])
+    ap.add_argument("what", choices=["autoencoder", "diffusion", "brain_age", "lsgan", "vaegan"])
     ap.add_argument("--profile", default="smoke")
     ap.add_argument("--overrides", default="{}")
     ap.add_argument("--run-dir", required=True)
@@ -382,10 +400,20 @@ def main(argv: list[str] | None = None) -> None:
     profile = load_profile(args.profile, json.loads(args.overrides))
     run = Path(args.run_dir)
     models = run / "models"
-    if args.what == "autoencoder":
+    if args.what != "diffusion":
         train = load_preprocessed(run / "preprocessed").query("split == 'train'")
         images, _ = load_volumes(train)
+    if args.what == "autoencoder":
         train_autoencoder(profile, images, models, steps=args.steps)
+    elif args.what == "brain_age":
+        from .brain_age import train_brain_age
+
+        train_brain_age(profile, images, torch.tensor(train["age"].to_numpy(), dtype=torch.float32), models,
+                        steps=args.steps)
+    elif args.what in ("lsgan", "vaegan"):
+        from .baselines import train_gan
+
+        train_gan(args.what, profile, images, models, steps=args.steps)
     else:
         latents_path = Path(args.latents) if args.latents else models / "latents.pt"
         rank, world, _ = setup_distributed()

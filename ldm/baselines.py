@@ -1,0 +1,178 @@
+"""The GAN baselines of Table 1: a 3D LSGAN and a 3D VAE-GAN, unconditional, at the profile's resolution.
+
+The paper takes both rows from Kwon et al. 2019 ("Generation of 3D brain MRI using auto-encoding
+generative adversarial networks", MICCAI), who trained them at 64^3. Here they are rebuilt small and
+plain, sharing one generator and one discriminator design, so Table 1 compares like with like on our data:
+
+- **LSGAN** (Mao et al. 2017, "Least squares generative adversarial networks"): generator G(z), z ~ N(0, I);
+  discriminator D; D minimises 1/2 (D(x) - 1)^2 + 1/2 D(G(z))^2, G minimises 1/2 (D(G(z)) - 1)^2.
+- **VAE-GAN** (Larsen et al. 2016, "Autoencoding beyond pixels using a learned similarity metric"):
+  an encoder q(z|x) in front of the same generator. Encoder and generator minimise
+  ``kl_weight`` KL(q(z|x) || N(0, I)) + ``reconstruction_weight`` |x - G(z_x)|_1 + a GAN term on both
+  reconstructions G(z_x) and prior samples G(z_p); D tells real from both. The L1 image reconstruction
+  (rather than Larsen's discriminator-feature distance) follows Kwon et al.'s 3D version. The GAN terms
+  are the least-squares ones, as in the LSGAN row, so the two rows differ only by the encoder.
+
+Generator: linear -> (C0, shape / 2^L) -> L x [2x nearest upsampling, conv3x3x3, BatchNorm, ReLU] ->
+conv3x3x3 -> sigmoid (volumes are in [0, 1]). Discriminator: L x [conv4x4x4 stride 2, LeakyReLU 0.2],
+spectrally normalised (Miyato et al. 2018: it keeps a short CPU run from diverging), then linear.
+
+Training follows ``ldm.train``'s conventions: the batch of step k and each sample's noise are functions of
+(seed, k, position) alone, checkpoints are atomic and resume; one process (no DDP: they are small).
+
+    python -m ldm.train lsgan  --profile demo --run-dir runs/demo
+    python -m ldm.train vaegan --profile demo --run-dir runs/demo
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+from tqdm import tqdm
+
+from .config import BaselinesConfig, Profile
+from .io import atomic_write_table
+from .train import _config_record, global_batch, kl_divergence, resume, sample_generator, save_checkpoint
+
+KINDS = ("lsgan", "vaegan")
+
+
+class Generator(nn.Module):
+    def __init__(self, latent_dim: int, channels: tuple[int, ...], shape: tuple[int, int, int]):
+        super().__init__()
+        self.base = tuple(s // 2 ** len(channels) for s in shape)
+        self.fc = nn.Linear(latent_dim, channels[0] * int(np.prod(self.base)))
+        layers = [nn.BatchNorm3d(channels[0]), nn.ReLU(inplace=True)]
+        for c_in, c_out in zip(channels, (*channels[1:], channels[-1])):
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv3d(c_in, c_out, 3, padding=1),
+                       nn.BatchNorm3d(c_out), nn.ReLU(inplace=True)]
+        layers += [nn.Conv3d(channels[-1], 1, 3, padding=1), nn.Sigmoid()]
+        self.net = nn.Sequential(*layers)
+        self.channels0 = channels[0]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(self.fc(z).view(len(z), self.channels0, *self.base))
+
+
+class Critic(nn.Module):
+    """Stride-2 convolutions then one linear output: the discriminator (out=1) or the encoder (out=2*latent)."""
+
+    def __init__(self, channels: tuple[int, ...], shape: tuple[int, int, int], out: int, spectral: bool):
+        super().__init__()
+        wrap = spectral_norm if spectral else (lambda m: m)
+        layers, c_in = [], 1
+        for c in channels:
+            layers += [wrap(nn.Conv3d(c_in, c, 4, stride=2, padding=1)), nn.LeakyReLU(0.2, inplace=True)]
+            c_in = c
+        self.net = nn.Sequential(*layers)
+        n = c_in * int(np.prod([s // 2 ** len(channels) for s in shape]))
+        self.fc = wrap(nn.Linear(n, out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.net(x).flatten(1))
+
+
+def build_generator(cfg: BaselinesConfig, shape: tuple[int, int, int]) -> Generator:
+    return Generator(cfg.latent_dim, cfg.generator_channels, shape)
+
+
+def build_discriminator(cfg: BaselinesConfig, shape: tuple[int, int, int]) -> Critic:
+    return Critic(cfg.discriminator_channels, shape, 1, spectral=True)
+
+
+def build_encoder(cfg: BaselinesConfig, shape: tuple[int, int, int]) -> Critic:
+    return Critic(cfg.discriminator_channels, shape, 2 * cfg.latent_dim, spectral=False)
+
+
+def least_squares(pred: torch.Tensor, target: float) -> torch.Tensor:
+    """Mao et al.'s loss, 1/2 E[(D(.) - target)^2], with targets 1 (real) and 0 (fake)."""
+    return 0.5 * (pred - target).pow(2).mean()
+
+
+def _noise(cfg: BaselinesConfig, step: int, n: int, offset: int = 0) -> torch.Tensor:
+    return torch.stack([torch.randn(cfg.latent_dim, generator=sample_generator(cfg.seed, step, offset + j))
+                        for j in range(n)])
+
+
+def train_gan(kind: str, profile: Profile, images: torch.Tensor, out_dir: str | Path, steps: int | None = None,
+              progress: bool = True) -> Path:
+    """Train the ``lsgan`` or ``vaegan`` baseline on ``images`` (N, 1, D, H, W); resumes from
+    ``out_dir/<kind>.pt``. One discriminator step, then one generator (and encoder) step, per batch."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown baseline {kind!r}: expected one of {KINDS}")
+    cfg = profile.baselines
+    steps = cfg.steps if steps is None else steps
+    out = Path(out_dir)
+    path = out / f"{kind}.pt"
+    shape = profile.data.shape
+    torch.manual_seed(cfg.seed)
+    gen, disc = build_generator(cfg, shape), build_discriminator(cfg, shape)
+    enc = build_encoder(cfg, shape) if kind == "vaegan" else None
+    g_params = list(gen.parameters()) + (list(enc.parameters()) if enc is not None else [])
+    opt_g = torch.optim.Adam(g_params, lr=cfg.lr, betas=(0.5, 0.999))  # the usual GAN betas (Radford et al.)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    parts = {"model": gen, "discriminator": disc, "optimizer": opt_g, "optimizer_discriminator": opt_d}
+    if enc is not None:
+        parts["encoder"] = enc
+    start, history = resume(path, profile, kind, parts)
+    t0 = time.perf_counter()
+    for step in tqdm(range(start, steps), desc=kind, disable=not progress, initial=start, total=steps):
+        x = images[global_batch(step, len(images), cfg.batch_size, cfg.seed)]
+        b = len(x)
+        z_p = _noise(cfg, step, b)
+        row = {"step": step + 1}
+        if enc is not None:
+            mu, log_var = enc(x).chunk(2, dim=1)
+            sigma = (0.5 * log_var).exp()
+            z_x = mu + sigma * _noise(cfg, step, b, offset=b)
+            fakes = gen(torch.cat([z_x, z_p]))
+            recon = fakes[:b]
+        else:
+            fakes = gen(z_p)
+        # discriminator: real -> 1, every fake -> 0
+        d_real, d_fake = disc(x), disc(fakes.detach())
+        d_loss = least_squares(d_real, 1.0) + least_squares(d_fake, 0.0)
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        # generator (and encoder): fakes -> 1, plus the VAE terms
+        g_adv = least_squares(disc(fakes), 1.0)
+        g_loss = g_adv
+        if enc is not None:
+            l1 = (recon - x).abs().mean()
+            kl = kl_divergence(mu, sigma) / cfg.latent_dim  # per latent dimension
+            g_loss = g_loss + cfg.reconstruction_weight * l1 + cfg.kl_weight * kl
+            row.update(l1=l1.item(), kl=kl.item())
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        row.update(generator_adversarial=g_adv.item(), discriminator=d_loss.item(),
+                   d_real=d_real.mean().item(), d_fake=d_fake.mean().item())
+        history.append(row)
+        if (step + 1) % profile.training.checkpoint_every == 0 or step + 1 == steps:
+            payload = {"kind": kind, "step": step + 1, "history": history, "config": _config_record(profile),
+                       "seconds": time.perf_counter() - t0,
+                       **{k: v.state_dict() for k, v in parts.items()}}
+            save_checkpoint(path, payload)
+            atomic_write_table(pd.DataFrame(history), out / f"{kind}_history.tsv")
+    return path
+
+
+def load_generator(ck: dict, profile: Profile) -> Generator:
+    gen = build_generator(profile.baselines, profile.data.shape)
+    gen.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["model"].items()})
+    return gen.eval()
+
+
+@torch.no_grad()
+def sample_gan(gen: Generator, n: int, seed: int = 0, batch: int = 16) -> torch.Tensor:
+    """``n`` volumes (n, 1, D, H, W) in [0, 1] from G(z), z ~ N(0, I) drawn from ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, gen.fc.in_features, generator=g)
+    return torch.cat([gen(z[i:i + batch]) for i in range(0, n, batch)])
