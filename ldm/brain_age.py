@@ -103,10 +103,12 @@ def load_brain_age(ck: dict, profile: Profile) -> BrainAgeCNN:
 
 
 @torch.no_grad()
-def predict_age(model: BrainAgeCNN, images: torch.Tensor, batch: int = 16) -> np.ndarray:
-    """Predicted age in years of volumes (N, 1, D, H, W) in [0, 1]."""
+def predict_age(model: BrainAgeCNN, images: torch.Tensor | np.ndarray, batch: int = 16) -> np.ndarray:
+    """Predicted age in years of volumes (N, 1, D, H, W) or (N, D, H, W) in [0, 1]."""
     model.eval()
-    pred = torch.cat([model(images[i:i + batch].float()) for i in range(0, len(images), batch)])
+    images = torch.as_tensor(images, dtype=torch.float32)
+    images = images[:, None] if images.ndim == 4 else images
+    pred = torch.cat([model(images[i:i + batch]) for i in range(0, len(images), batch)])
     return (pred * model.age_std + model.age_mean).numpy()
 
 

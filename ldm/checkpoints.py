@@ -7,6 +7,9 @@ under and their loss history. A notebook's ``weights`` parameter picks the sourc
     "auto"    the shipped checkpoints of the profile if there are any, else train (smoke always trains)
     "train"   train from scratch in the run folder (the one switch that retrains everything)
     a folder  any folder holding autoencoder.pt / diffusion.pt written by ``ldm.train`` or ``export``
+
+The evaluation networks (brain age, the GAN baselines) follow the same rule through ``obtain``: from the
+weights folder when it has them, else trained (or resumed) in the run folder for the profile's budget.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from pathlib import Path
 import torch
 
 from .config import Profile
-from .train import check_architecture, load_checkpoint, save_checkpoint
+from .train import check_architecture, load_checkpoint, save_checkpoint, train_on_images
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 # what a shipped checkpoint keeps: enough to rebuild, check and describe the network, not to resume it
-KEEP = ("kind", "step", "history", "config", "perceptual", "world_size", "seconds", "latent_mean", "latent_std")
+KEEP = ("kind", "step", "history", "config", "perceptual", "world_size", "seconds", "latent_mean", "latent_std",
+        "age_mean", "age_std")
 
 
 def shipped_dir(profile: Profile) -> Path | None:
@@ -48,6 +52,21 @@ def load_checked(path: Path, profile: Profile, section: str) -> dict:
     ck = load_checkpoint(path)
     check_architecture(ck, profile, section, path)
     return ck
+
+
+def obtain(kind: str, weights: str, profile: Profile, run: Path, progress: bool = False) -> tuple[dict, str]:
+    """(checkpoint, one-line description) of the ``brain_age``, ``lsgan`` or ``vaegan`` network.
+
+    Loaded from the ``weights`` folder when it holds ``<kind>.pt``; otherwise trained on the run's
+    training split into ``run/models`` (a finished checkpoint there is reused, a partial one resumed)."""
+    folder = resolve_weights(weights, profile)
+    if folder is not None and (folder / f"{kind}.pt").is_file():
+        ck = load_checked(folder / f"{kind}.pt", profile, kind)
+        return ck, describe(ck, folder / f"{kind}.pt")
+    if folder is not None:
+        print(f"{folder} has no {kind}.pt: training it in {run / 'models'} ({profile.name} profile budget)")
+    ck = load_checked(train_on_images(kind, profile, run, progress=progress), profile, kind)
+    return ck, describe(ck, None)
 
 
 def describe(ck: dict, source: Path | None) -> str:

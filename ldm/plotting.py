@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -13,8 +14,9 @@ VIEWS = ("sagittal", "coronal", "axial")
 
 def stamp(fig: plt.Figure, profile: str, weights: str = "none (no network)", data: str = "embedded cohort") -> None:
     """Write what made this figure along its bottom edge (never omitted: numbers without it mislead)."""
-    fig.text(0.005, 0.003, f"profile: {profile} | weights: {weights} | data: {data}",
-             fontsize=7, color="0.35", ha="left", va="bottom")
+    text = f"profile: {profile} | weights: {weights} | data: {data}"
+    width = max(40, int(fig.get_figwidth() * 17))  # characters of 7-pt text per line across the figure
+    fig.text(0.005, 0.003, "\n".join(textwrap.wrap(text, width)), fontsize=7, color="0.35", ha="left", va="bottom")
 
 
 def orthogonal_slices(vol: np.ndarray, index: Sequence[int] | None = None) -> list[np.ndarray]:

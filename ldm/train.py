@@ -385,8 +385,29 @@ def write_latents(profile: Profile, run: Path, path: Path) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> None:
+def train_on_images(kind: str, profile: Profile, run: Path, steps: int | None = None, progress: bool = True) -> Path:
+    """Train (or resume) a network that learns from the run's training-split volumes: the autoencoder,
+    the brain-age CNN or a GAN baseline. Returns its checkpoint, ``run/models/<kind>.pt``."""
     from .preprocess import load_preprocessed
+
+    train = load_preprocessed(run / "preprocessed").query("split == 'train'")
+    images, _ = load_volumes(train)
+    models = run / "models"
+    if kind == "autoencoder":
+        return train_autoencoder(profile, images, models, steps=steps, progress=progress)
+    if kind == "brain_age":
+        from .brain_age import train_brain_age
+
+        ages = torch.tensor(train["age"].to_numpy(), dtype=torch.float32)
+        return train_brain_age(profile, images, ages, models, steps=steps, progress=progress)
+    if kind in ("lsgan", "vaegan"):
+        from .baselines import train_gan
+
+        return train_gan(kind, profile, images, models, steps=steps, progress=progress)
+    raise ValueError(f"unknown network {kind!r}")
+
+
+def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["autoencoder", "diffusion", "brain_age", "lsgan", "vaegan"])
@@ -401,19 +422,7 @@ def main(argv: list[str] | None = None) -> None:
     run = Path(args.run_dir)
     models = run / "models"
     if args.what != "diffusion":
-        train = load_preprocessed(run / "preprocessed").query("split == 'train'")
-        images, _ = load_volumes(train)
-    if args.what == "autoencoder":
-        train_autoencoder(profile, images, models, steps=args.steps)
-    elif args.what == "brain_age":
-        from .brain_age import train_brain_age
-
-        train_brain_age(profile, images, torch.tensor(train["age"].to_numpy(), dtype=torch.float32), models,
-                        steps=args.steps)
-    elif args.what in ("lsgan", "vaegan"):
-        from .baselines import train_gan
-
-        train_gan(args.what, profile, images, models, steps=args.steps)
+        train_on_images(args.what, profile, run, steps=args.steps)
     else:
         latents_path = Path(args.latents) if args.latents else models / "latents.pt"
         rank, world, _ = setup_distributed()

@@ -1,9 +1,13 @@
 """The short-run notebooks re-executed with papermill on the smoke profile, and the book built offline."""
 
 import json
+import os
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
@@ -95,16 +99,19 @@ def test_evaluation_notebooks_fill_their_results_on_smoke(built_book):
     _, images = _outputs(root, "04_sampling_quality")
     assert len(images) == 1, "Fig. 1"
     table = json.loads((results / "table1.json").read_text())
-    assert set(table["rows"]) == {"LDM", "LDM + DDIM", "Real images"}
+    assert set(table["rows"]) == {"LSGAN", "VAE-GAN", "LDM", "LDM + DDIM", "Real images"}
+    assert set(table["gan_weights"]) == {"LSGAN", "VAE-GAN"}  # smoke ships none: trained in the run
+    assert (root / "runs" / "smoke" / "models" / "lsgan.pt").is_file()
     assert table["feature_extractor"].startswith("FALLBACK"), "no MedicalNet weights in CI: the fallback is named"
     for row in table["rows"].values():
         assert row["fid"] >= 0 and 0 < row["ms_ssim"] <= 1 and 0 <= row["4_g_r_ssim"] <= 1
     page = (html / "book" / "notebooks" / "04_sampling_quality.html").read_text()
     assert "FALLBACK" in page and "0.0076" in page, "our FID named by its extractor, the paper's beside it"
     _, images = _outputs(root, "05_conditioning")
-    assert len(images) == 2, "Figs. 2 and 3"
+    assert len(images) == 3, "Fig. 2 and both panels of Fig. 3"
     cond = json.loads((results / "conditioning.json").read_text())
-    assert {"ventricle_r_guidance_1", "ventricle_r_guidance_1.5"} <= set(cond)
+    assert {"ventricle_r_guidance_1", "ventricle_r_guidance_1.5", "age_r_guidance_1", "age_r_guidance_1.5"} <= set(cond)
+    assert cond["brain_age_on_real"]["n"] > 0 and cond["machine"]
     assert json.loads((results / "ventricle_measure.json").read_text())["n"] > 0
     _, images = _outputs(root, "06_extrapolation")
     assert len(images) == 2, "Fig. 4 and the measured extrapolation"
@@ -118,3 +125,77 @@ def test_interactive_chapter_shows_a_gallery_in_the_static_book(built_book):
     assert len(images) == 2, "coronal and axial galleries"
     page = (html / "book" / "notebooks" / "07_interactive.html").read_text()
     assert "Voila" in page and "jupyter-widgets/html-manager" not in page, "no widget manager from a CDN"
+
+
+def test_paper_numbers_page_lists_every_number(built_book):
+    from ldm.numbers import PAPER_NUMBERS, paper_numbers
+
+    root, html, _ = built_book
+    table = paper_numbers(root / "runs" / "smoke" / "results")
+    assert len(table) >= len(PAPER_NUMBERS) and set(table["profile"]) == {"smoke"}
+    assert not (table["ours"].astype(str) == "not measured yet").any(), table[["quantity", "ours"]]
+    page = (html / "book" / "notebooks" / "09_paper_numbers.html").read_text()
+    assert "0.972" in page and "0.692" in page and "142.3" in page
+
+
+def test_reference_pages_render(built_book):
+    _, html, _ = built_book
+    refs = (html / "book" / "references.html").read_text()
+    for author in ("Pinaya", "Cole", "Kwon", "Mao", "Larsen", "Song"):
+        assert author in refs, author
+    repro = (html / "book" / "reproducing.html").read_text()
+    assert "torchrun" in repro and 'href="references.html#' in repro, "citations link to the references page"
+
+
+# --- a real browser ------------------------------------------------------------------------------
+# .ci/run installs Debian's chromium and sets LDM_REQUIRE_BROWSER=1, so in CI a missing browser fails.
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+needs_browser = pytest.mark.skipif(not CHROMIUM and not os.environ.get("LDM_REQUIRE_BROWSER"),
+                                   reason="no chromium on PATH (CI installs it)")
+HARNESS = """<!doctype html><html><body><iframe id="f" src="{page}" width="1280" height="2400"></iframe>
+<pre id="out">pending</pre><script>
+const f = document.getElementById("f");
+f.addEventListener("load", () => setTimeout(() => {{
+  const d = f.contentDocument, imgs = Array.from(d.images);
+  const ok = i => i.complete && i.naturalWidth > 0;
+  document.getElementById("out").textContent = "RESULT " + JSON.stringify({{
+    images: imgs.length, broken: imgs.filter(i => !ok(i)).map(i => i.getAttribute("src")),
+    math: d.querySelectorAll("mjx-container").length,
+    unrendered_math: d.querySelectorAll(".math:not(:has(mjx-container))").length}});
+}}, 3000));
+</script></body></html>"""
+
+
+def _chromium(*args):
+    assert CHROMIUM, "chromium is required here (LDM_REQUIRE_BROWSER is set) but not on PATH"
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
+           "--virtual-time-budget=20000", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+
+
+def _render(page: Path) -> dict:
+    """Open ``page`` in headless chromium (inside a same-folder harness page) once scripts have run:
+    how many images it has, which failed to load, and how many formulas MathJax typeset."""
+    harness = page.parent / f"_harness_{page.stem}.html"
+    harness.write_text(HARNESS.format(page=page.name))
+    try:
+        dom = _chromium("--dump-dom", harness.as_uri()).stdout
+    finally:
+        harness.unlink()
+    found = re.search(r"RESULT (\{.*?\})</pre>", dom)
+    assert found, f"{page}: the page did not finish loading in the browser"
+    return json.loads(found.group(1).replace("&quot;", '"'))
+
+
+@needs_browser
+@pytest.mark.parametrize("name, min_images", [("04_sampling_quality", 1), ("05_conditioning", 3)])
+def test_pages_render_in_a_real_browser(built_book, tmp_path, name, min_images):
+    _, html, _ = built_book
+    page = html / "book" / "notebooks" / f"{name}.html"
+    got = _render(page)
+    assert got["images"] >= min_images and not got["broken"], got
+    assert got["math"] >= 1 and got["unrendered_math"] == 0, f"MathJax did not typeset {name}: {got}"
+    shot = tmp_path / f"{name}.png"
+    _chromium(f"--screenshot={shot}", "--window-size=1280,1600", page.as_uri())
+    pixels = plt.imread(shot)
+    assert pixels.shape[:2] == (1600, 1280) and pixels[..., :3].std() > 0.05, "a blank screenshot"
