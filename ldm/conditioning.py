@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from .config import Profile
-from .covariates import normalise
+from .covariates import normalise, to_natural
 
 NORM_COLUMNS = ("sex_norm", "age_norm", "ventricular_volume_norm", "brain_volume_norm")
 
@@ -41,5 +41,4 @@ def cohort_draw(table: pd.DataFrame, n: int, seed: int = 0) -> torch.Tensor:
 def natural(c: torch.Tensor, profile: Profile, name: str) -> np.ndarray:
     """Covariate ``name`` of normalised rows ``c``, in natural units (years, mm3)."""
     i = [cv.name for cv in profile.data.covariates].index(name)
-    cv = profile.data.covariates[i]
-    return c[:, i].numpy().astype(np.float64) * (cv.max - cv.min) + cv.min
+    return to_natural(c[:, i].numpy().astype(np.float64), profile.data.covariates[i])

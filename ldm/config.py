@@ -180,6 +180,16 @@ class BaselinesConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    """The memorisation audit (notebook 08) and its positive control (``ldm.privacy``)."""
+
+    n_samples: int  # samples audited against the training split
+    control_subjects: int  # the over-fitted control memorises this many training subjects
+    control_steps: int  # its training steps (many epochs over those few subjects)
+    control_samples: int
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -194,6 +204,7 @@ class Profile:
     metrics: MetricsConfig
     brain_age: BrainAgeConfig
     baselines: BaselinesConfig
+    privacy: PrivacyConfig
     source: str = field(default="", compare=False)  # the file it was read from
 
     @property

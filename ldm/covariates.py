@@ -26,6 +26,11 @@ def parse_sex(value) -> float:
     raise ValueError(f"sex must be F/M (or female/male, 0/1), got {value!r}")
 
 
+def to_natural(normalised, c: Covariate):
+    """The one place the min-max map is inverted: normalised value(s) -> natural units of covariate ``c``."""
+    return c.min + normalised * (c.max - c.min)
+
+
 def normalise(values: Mapping[str, float], covariates: Sequence[Covariate]) -> np.ndarray:
     """Natural-unit covariates (by name) -> normalised vector in the profile's order."""
     out = []
@@ -41,4 +46,4 @@ def denormalise(vector: Sequence[float], covariates: Sequence[Covariate]) -> dic
     """Normalised vector -> natural units by name (sex stays 0/1)."""
     if len(vector) != len(covariates):
         raise ValueError(f"expected {len(covariates)} values, got {len(vector)}")
-    return {c.name: float(c.min + v * (c.max - c.min)) for c, v in zip(covariates, vector)}
+    return {c.name: float(to_natural(v, c)) for c, v in zip(covariates, vector)}

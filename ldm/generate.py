@@ -121,6 +121,15 @@ def generate(pipe: Pipeline, covariates: torch.Tensor, seeds: Sequence[int], sam
     return np.concatenate(out)
 
 
+def sample_row(c: np.ndarray, seed: int, profile: Profile, sampler: str, guidance_scale: float,
+               weights: str) -> dict:
+    """What a saved sample records: its seed, covariates in natural units and normalised, and how it was made."""
+    natural = denormalise(c, profile.data.covariates)
+    return {"seed": int(seed), **{k: round(v, 4) for k, v in natural.items()},
+            **{f"{cov.name}_norm": float(v) for cov, v in zip(profile.data.covariates, c)},
+            "sampler": sampler, "guidance_scale": guidance_scale, "profile": profile.name, "weights": weights}
+
+
 def save_samples(volumes: np.ndarray, covariates: torch.Tensor, seeds: Sequence[int], out_dir: str | Path,
                  profile: Profile, sampler: str, weights: str, guidance_scale: float = 1.0) -> pd.DataFrame:
     """One NIfTI per sample on the profile's MNI grid, and ``samples.tsv``: seed, file, covariates in
@@ -133,11 +142,7 @@ def save_samples(volumes: np.ndarray, covariates: torch.Tensor, seeds: Sequence[
         key = hashlib.sha256(np.round(c.astype(np.float64), 6).tobytes()).hexdigest()[:8]
         name = f"sample_seed-{int(seed):06d}_cov-{key}_T1w.nii.gz"
         write_nifti(out / name, vol, affine, dtype=np.float32)
-        natural = denormalise(c, profile.data.covariates)
-        rows.append({"file": name, "seed": int(seed), **{k: round(v, 4) for k, v in natural.items()},
-                     **{f"{cov.name}_norm": float(v) for cov, v in zip(profile.data.covariates, c)},
-                     "sampler": sampler, "guidance_scale": guidance_scale, "profile": profile.name,
-                     "weights": weights})
+        rows.append({"file": name, **sample_row(c, seed, profile, sampler, guidance_scale, weights)})
     table = pd.DataFrame(rows)
     path = out / "samples.tsv"
     if path.is_file():  # keep earlier samples of other seeds

@@ -196,3 +196,22 @@ def correlation_figure(panels: Sequence[dict], profile: str, weights: str, title
     fig.tight_layout(rect=(0, 0.03, 1, 0.95 if title else 1))
     stamp(fig, profile, weights)
     return fig
+
+
+def similarity_histogram(groups: Sequence[tuple[str, np.ndarray]], threshold: float, profile: str, weights: str,
+                         title: str = "") -> plt.Figure:
+    """The memorisation audit: each group's NCC to its nearest training subject, with the copy threshold."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    values = np.concatenate([np.asarray(v, float) for _, v in groups])
+    bins = np.linspace(values.min() - 1e-3, max(values.max(), threshold) + 1e-3, 40)
+    for name, v in groups:
+        ax.hist(v, bins=bins, alpha=0.55, label=f"{name} (n = {len(v)})", density=True)
+    ax.axvline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.4f}")
+    ax.set_xlabel("NCC with the nearest training subject (1 = identical)")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    stamp(fig, profile, weights)
+    return fig

@@ -57,3 +57,39 @@ def audit(samples: np.ndarray, train: Iterable[np.ndarray], test: np.ndarray, ma
     return {"sample_nn": s_idx, "sample_ncc": s_ncc, "test_nn": t_idx, "test_ncc": t_ncc, "threshold": threshold,
             "flagged": flagged, "flag_rate": float(flagged.mean()), "n_samples": int(len(s_ncc)),
             "n_test": int(len(t_ncc))}
+
+
+# --- the positive control: a deliberate memoriser ------------------------------------------------
+# The profile's diffusion model made small and trained for many epochs on a handful of training
+# subjects' latents (with the profile's own autoencoder): its samples come back as those subjects, so an
+# audit that works must flag them. Everything else (schedule, prediction type, conditioning) is unchanged.
+CONTROL_OVERRIDES = {"diffusion.channels": [16, 32], "diffusion.num_head_channels": [0, 16],
+                     "training.diffusion_batch_size": 4, "training.condition_dropout": 0.0,
+                     "training.ema_decay": 0.0, "training.checkpoint_every": 500}
+
+
+def train_memoriser(profile, pipe, images: np.ndarray, covariates: torch.Tensor, out_dir, steps: int,
+                    progress: bool = False):
+    """A Pipeline whose diffusion model has memorised ``images`` (a handful of training volumes, (n, D, H, W)).
+
+    ``profile`` is the notebook's profile loaded with ``CONTROL_OVERRIDES``; ``pipe`` supplies the
+    autoencoder. Trained (or resumed) in ``out_dir``; the weights are the last ones (no EMA lag)."""
+    from .generate import Pipeline
+    from .networks import build_unet
+    from .sampling import schedule_betas
+    from .train import encode, load_checkpoint, train_diffusion
+
+    latents = encode(pipe.autoencoder, torch.as_tensor(images, dtype=torch.float32)[:, None])
+    path = train_diffusion(profile, latents, covariates, out_dir, steps=steps, progress=progress)
+    ck = load_checkpoint(path)
+    unet = build_unet(profile.diffusion, profile.autoencoder.latent_channels)
+    unet.load_state_dict(ck["model"])
+    return Pipeline(profile, pipe.autoencoder, unet.eval(), ck["latent_mean"], ck["latent_std"],
+                    schedule_betas(profile.scheduler),
+                    f"over-fitted control: {len(images)} subjects, {ck['step']} steps", pipe.device)
+
+
+def head_mask(train: np.ndarray, level: float = 0.1) -> np.ndarray:
+    """Voxels inside the head on average over the training set: NCC is taken there, so the empty
+    background (identical in every volume) does not make every pair look alike."""
+    return np.asarray(train).mean(0) > level

@@ -28,8 +28,7 @@ from tqdm import tqdm
 from .checkpoints import resolve_weights
 from .conditioning import cohort_draw
 from .config import load_profile
-from .covariates import denormalise
-from .generate import Pipeline, covariate_matrix, generate, load_pipeline
+from .generate import Pipeline, covariate_matrix, generate, load_pipeline, sample_row
 from .io import atomic_write_table, atomic_write_text, write_nifti
 from .preprocess import load_preprocessed, target_grid
 
@@ -60,12 +59,8 @@ def export(pipe: Pipeline, covariates: torch.Tensor, out: str | Path, seed: int 
         vols = generate(pipe, covariates[idx], [seed + i for i in idx], sampler=sampler, batch_size=batch_size)
         for i, vol in zip(idx, vols):
             write_nifti(out / sample_name(i), vol, affine, dtype=np.float32)
-            natural = denormalise(covariates[i].numpy(), p.data.covariates)
-            row = {"participant_id": f"sub-{i:06d}", "file": sample_name(i), "seed": seed + i,
-                   **{k2: round(float(v), 4) for k2, v in natural.items()},
-                   **{f"{c.name}_norm": float(v) for c, v in zip(p.data.covariates, covariates[i].numpy())},
-                   "sampler": sampler, "guidance_scale": p.sampling.guidance_scale, "profile": p.name,
-                   "weights": pipe.weights}
+            row = {"participant_id": f"sub-{i:06d}", "file": sample_name(i),
+                   **sample_row(covariates[i].numpy(), seed + i, p, sampler, p.sampling.guidance_scale, pipe.weights)}
             atomic_write_text(out / f"sub-{i:06d}.json", json.dumps(row))  # after the image: marks it done
         bar.update(len(idx))
     bar.close()

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from IPython.display import display
 
+from .covariates import normalise
 from .generate import Pipeline, generate, save_samples
 from .plotting import VIEWS, orthogonal_slices, stamp
 
@@ -66,9 +67,7 @@ class SamplerApp:
     def covariates(self) -> torch.Tensor:
         """(1, 4) normalised covariates from the current widget values."""
         values = {"sex": self.sex.value, **{k: s.value for k, s in self.sliders.items()}}
-        row = [(1.0 if values["sex"] == "M" else 0.0)] + [
-            (values[c.name] - c.min) / (c.max - c.min) for c in self.pipe.profile.data.covariates[1:]]
-        return torch.tensor([row], dtype=torch.float32)
+        return torch.from_numpy(normalise(values, self.pipe.profile.data.covariates))[None]
 
     def _show_normalised(self) -> None:
         c = self.covariates()[0].tolist()
