@@ -24,7 +24,7 @@ from .train import check_architecture, load_checkpoint, save_checkpoint, train_o
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 # what a shipped checkpoint keeps: enough to rebuild, check and describe the network, not to resume it
 KEEP = ("kind", "step", "history", "config", "perceptual", "world_size", "seconds", "latent_mean", "latent_std",
-        "age_mean", "age_std")
+        "age_mean", "age_std", "origin")
 
 
 def shipped_dir(profile: Profile) -> Path | None:
@@ -71,6 +71,8 @@ def obtain(kind: str, weights: str, profile: Profile, run: Path, progress: bool 
 
 def describe(ck: dict, source: Path | None) -> str:
     """One line for figures: where the network came from and how long it trained."""
+    if "origin" in ck:
+        return f"{ck['kind']}: {ck['origin']} (converted)"
     where = "trained in this run" if source is None else f"loaded from {_short(source)}"
     extra = f", perceptual: {ck['perceptual']}" if ck.get("kind") == "autoencoder" else ""
     return f"{ck['kind']} {where}, {ck['step']} steps{extra}"

@@ -54,6 +54,8 @@ def load_pipeline(profile: Profile, models_dir: str | Path, ema: bool = True,
     ema_used = dm_ck.get("weights") == "ema" or (ema and "ema" in dm_ck)
     weights = (f"{origin}: AE {ae_ck['step']} steps, diffusion {dm_ck['step']} steps"
                f"{' (EMA)' if ema_used else ''}, perceptual: {ae_ck.get('perceptual', 'none')}")
+    if "origin" in ae_ck:  # converted weights (ldm.official): say whose they are, not our step counts
+        weights = f"{ae_ck['origin']} (converted, {models})"
     return Pipeline(profile, ae.to(device).eval(), unet.to(device).eval(), dm_ck["latent_mean"].float(),
                     dm_ck["latent_std"].float(), schedule_betas(profile.scheduler), weights, device)
 

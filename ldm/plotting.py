@@ -118,6 +118,10 @@ def loss_curves(history, columns: Sequence[str], profile: str, weights: str, tit
     """Training curves: raw values faint, a running mean on top; one panel per loss term."""
     fig, axes = plt.subplots(1, len(columns), figsize=(4 * len(columns), 3), squeeze=False)
     for ax, col in zip(axes[0], columns):
+        if col not in history:  # e.g. converted official weights: no history came with them
+            ax.text(0.5, 0.5, f"no {col} history\n({weights})", ha="center", va="center", fontsize=8, wrap=True)
+            ax.set_title(col, fontsize=9)
+            continue
         y = history[col].to_numpy(dtype=float)
         ax.plot(history["step"], y, color="0.75", lw=0.6)
         if len(y) >= smooth:
