@@ -5,53 +5,59 @@ its nearest training subject by normalised cross-correlation (NCC) inside a brai
 NCC(a, b) = <a - mean a, b - mean b> / (|a - mean a| |b - mean b|), 1 for a copy up to brightness and
 contrast. Held-out real subjects show how close an *independent* brain comes to the training set; a
 sample closer to a training subject than any held-out subject is (``threshold``) is flagged as a
-possible copy. The search runs over the training set in chunks, so memory is bounded by
-(queries + chunk) x voxels, whatever the number of training subjects.
+possible copy. The search runs over blocks of queries and chunks of the training set, so memory is
+bounded by (query block + chunk) x voxels, whatever the numbers of samples and training subjects
+(``benchmarks/bench_privacy.py`` measures it at the paper's size).
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 import numpy as np
 import torch
 
 
 def unit_rows(volumes: np.ndarray, mask: np.ndarray | None = None) -> torch.Tensor:
-    """(N, V) zero-mean, unit-norm rows of the volumes' voxels (inside ``mask`` if given), float32."""
-    x = torch.as_tensor(np.asarray(volumes), dtype=torch.float32).flatten(1)
+    """(N, V) zero-mean, unit-norm rows of the volumes' voxels (inside ``mask`` if given), float32.
+    One copy of the input, normalised in place (memory: this runs on blocks of paper-size volumes)."""
+    x = torch.tensor(np.asarray(volumes), dtype=torch.float32).flatten(1)
     if mask is not None:
         x = x[:, torch.as_tensor(np.asarray(mask).ravel(), dtype=torch.bool)]
-    x = x - x.mean(1, keepdim=True)
-    return x / x.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    x.sub_(x.mean(1, keepdim=True))
+    return x.div_(x.norm(dim=1, keepdim=True).clamp(min=1e-12))
 
 
-def nearest_neighbours(queries: np.ndarray, references: Iterable[np.ndarray], mask: np.ndarray | None = None
+def nearest_neighbours(queries, references, mask: np.ndarray | None = None, query_batch: int = 64
                        ) -> tuple[np.ndarray, np.ndarray]:
-    """(index, NCC) of each query's nearest reference. ``references`` is an array (N, ...) or an iterable
-    of chunks (n_i, ...) read one at a time (e.g. from files), indexed in order."""
-    q = unit_rows(queries, mask)
-    best = torch.full((len(q),), -2.0)
-    arg = torch.zeros(len(q), dtype=torch.long)
-    chunks = [references] if isinstance(references, np.ndarray) and references.ndim >= 4 else references
-    offset = 0
-    for chunk in chunks:
-        r = unit_rows(chunk, mask)
-        ncc = q @ r.T
-        value, index = ncc.max(1)
-        better = value > best
-        best[better], arg[better] = value[better], index[better] + offset
-        offset += len(r)
-    return arg.numpy(), best.numpy()
+    """(index, NCC) of each query's nearest reference.
+
+    ``queries``: anything sliceable into arrays (N, ...), e.g. an array or a memory-mapped file.
+    ``references``: an array (M, ...), or a function returning an iterable of chunks (m_i, ...) read
+    one at a time (e.g. from files), indexed in order; it is called once per block of ``query_batch``
+    queries. Memory is bounded by (query_batch + chunk) x voxels, whatever N and M are."""
+    read = (lambda: [references]) if isinstance(references, np.ndarray) else references
+    args, bests = [], []
+    for start in range(0, len(queries), query_batch):
+        q = unit_rows(np.asarray(queries[start:start + query_batch]), mask)
+        best = torch.full((len(q),), -2.0)
+        arg = torch.zeros(len(q), dtype=torch.long)
+        offset = 0
+        for chunk in read():
+            r = unit_rows(chunk, mask)
+            value, index = (q @ r.T).max(1)
+            better = value > best
+            best[better], arg[better] = value[better], index[better] + offset
+            offset += len(r)
+        args.append(arg.numpy())
+        bests.append(best.numpy())
+    return np.concatenate(args), np.concatenate(bests)
 
 
-def audit(samples: np.ndarray, train: Iterable[np.ndarray], test: np.ndarray, mask: np.ndarray | None = None,
-          train_chunks: Iterable[np.ndarray] | None = None) -> dict:
+def audit(samples, train, test, mask: np.ndarray | None = None, query_batch: int = 64) -> dict:
     """Nearest training subject of every sample and every held-out real subject; samples closer to a
-    training subject than the closest held-out subject is are flagged. ``train`` may be an array or an
-    iterable of chunks; pass it twice (``train_chunks``) when it can be read only once."""
-    s_idx, s_ncc = nearest_neighbours(samples, train, mask)
-    t_idx, t_ncc = nearest_neighbours(test, train_chunks if train_chunks is not None else train, mask)
+    training subject than the closest held-out subject is are flagged. ``train`` is an array or a
+    function returning chunks (see ``nearest_neighbours``)."""
+    s_idx, s_ncc = nearest_neighbours(samples, train, mask, query_batch)
+    t_idx, t_ncc = nearest_neighbours(test, train, mask, query_batch)
     threshold = float(t_ncc.max())
     flagged = s_ncc > threshold
     return {"sample_nn": s_idx, "sample_ncc": s_ncc, "test_nn": t_idx, "test_ncc": t_ncc, "threshold": threshold,

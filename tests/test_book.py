@@ -127,6 +127,18 @@ def test_interactive_chapter_shows_a_gallery_in_the_static_book(built_book):
     assert "Voila" in page and "jupyter-widgets/html-manager" not in page, "no widget manager from a CDN"
 
 
+def test_privacy_chapter_audits_the_model_and_its_control(built_book):
+    root, html, _ = built_book
+    _, images = _outputs(root, "08_privacy")
+    assert len(images) == 2, "similarity histograms and closest pairs"
+    rec = json.loads((root / "runs" / "smoke" / "results" / "privacy.json").read_text())
+    assert rec["n_samples"] == len(rec["sample_ncc"]) == 4 and len(rec["control_ncc"]) == rec["n_control"] == 4
+    assert 0 <= rec["flag_rate"] <= 1 and 0 <= rec["control_flag_rate"] <= 1 and -1 <= rec["threshold"] <= 1
+    assert "over-fitted control: 2 subjects, 20 steps" in rec["control_weights"]
+    page = (html / "book" / "notebooks" / "08_privacy.html").read_text()
+    assert "does not prove privacy" in page
+
+
 def test_paper_numbers_page_lists_every_number(built_book):
     from ldm.numbers import PAPER_NUMBERS, paper_numbers
 

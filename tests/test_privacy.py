@@ -17,11 +17,11 @@ def test_planted_duplicate_is_found_in_chunks():
     rng = np.random.default_rng(2)
     samples[6] = 1.7 * train[17] + 0.2 + 0.01 * rng.normal(size=train[17].shape)  # a copy, rescaled + noise
     whole = nearest_neighbours(samples, train)
-    chunked = nearest_neighbours(samples, (train[i:i + 7] for i in range(0, 30, 7)))
+    chunked = nearest_neighbours(samples, lambda: (train[i:i + 7] for i in range(0, 30, 7)), query_batch=3)
     np.testing.assert_array_equal(whole[0], chunked[0])
     np.testing.assert_allclose(whole[1], chunked[1], atol=1e-6)
     assert whole[0][6] == 17 and whole[1][6] > 0.99
-    result = audit(samples, train, _brains(8, 3), train_chunks=train)
+    result = audit(samples, train, _brains(8, 3))
     assert result["flagged"].tolist() == [i == 6 for i in range(10)], "only the copy is closer than real"
     assert result["flag_rate"] == 0.1
 
