@@ -21,8 +21,18 @@ from .covariates import denormalise, normalise
 from .io import atomic_write_table, write_nifti
 from .networks import build_autoencoder, build_unet, condition_vector, conditioning_inputs
 from .preprocess import target_grid
-from .sampling import alphas_cumprod, ddim_sample, ddpm_sample, eps_from_prediction, initial_noise, schedule_betas
+from .sampling import (
+    alphas_cumprod,
+    ddim_sample,
+    ddpm_sample,
+    dpm_solver_pp_sample,
+    eps_from_prediction,
+    initial_noise,
+    schedule_betas,
+)
 from .train import denormalise_latents
+
+SAMPLERS = ("ddim", "ddpm", "dpm++")  # dpm++: DPM-Solver++(2M), ``steps`` network calls like DDIM
 
 
 @dataclass
@@ -116,8 +126,10 @@ def generate(pipe: Pipeline, covariates: torch.Tensor, seeds: Sequence[int], sam
             z = ddim_sample(eps_fn, x, pipe.betas, steps=steps, eta=eta, generator=gens)
         elif sampler == "ddpm":
             z = ddpm_sample(eps_fn, x, pipe.betas, generator=gens)
+        elif sampler == "dpm++":
+            z = dpm_solver_pp_sample(eps_fn, x, pipe.betas, steps=steps)
         else:
-            raise ValueError(f"unknown sampler {sampler!r}: ddim or ddpm")
+            raise ValueError(f"unknown sampler {sampler!r}: one of {SAMPLERS}")
         z = denormalise_latents(z, pipe.latent_mean, pipe.latent_std)
         out.append(pipe.autoencoder.decode(z).clamp(0, 1)[:, 0].cpu().numpy())
     return np.concatenate(out)

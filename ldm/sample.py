@@ -28,7 +28,7 @@ from tqdm import tqdm
 from .checkpoints import resolve_weights
 from .conditioning import cohort_draw
 from .config import load_profile
-from .generate import Pipeline, covariate_matrix, generate, load_pipeline, sample_row
+from .generate import SAMPLERS, Pipeline, covariate_matrix, generate, load_pipeline, sample_row
 from .io import atomic_write_table, atomic_write_text, write_nifti
 from .preprocess import load_preprocessed, target_grid
 
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--sampler", default="ddim", choices=["ddim", "ddpm"])
+    ap.add_argument("--sampler", default="ddim", choices=list(SAMPLERS))
     ap.add_argument("--batch-size", type=int, default=0)
     args = ap.parse_args(argv)
     profile = load_profile(args.profile, json.loads(args.overrides))

@@ -8,7 +8,17 @@ import pytest
 import torch
 from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
 
-from ldm.sampling import add_noise, alphas_cumprod, ddim_sample, ddim_timesteps, ddpm_sample, initial_noise, make_betas
+from ldm.sampling import (
+    add_noise,
+    alphas_cumprod,
+    ddim_sample,
+    ddim_timesteps,
+    ddpm_sample,
+    dpm_solver_pp_sample,
+    initial_noise,
+    logsnr_timesteps,
+    make_betas,
+)
 
 BETAS = make_betas(1000, "scaled_linear_beta", 0.0015, 0.0205)
 
@@ -121,3 +131,24 @@ def test_a_sample_depends_only_on_its_seed():
     a = ddim_sample(lambda x, t: 0.1 * x, x, BETAS, steps=10, eta=1.0, generator=gens)
     b = ddim_sample(lambda x, t: 0.1 * x, alone, BETAS, steps=10, eta=1.0, generator=g_alone)
     torch.testing.assert_close(a[1], b[0])
+
+
+def test_first_order_dpm_solver_pp_is_ddim():
+    """DPM-Solver++ of order 1 is DDIM with eta = 0 (Lu et al. 2022): same grid, same numbers."""
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    for steps in (10, 20):
+        grid = ddim_timesteps(1000, steps)
+        torch.testing.assert_close(dpm_solver_pp_sample(exact_eps, x.clone(), BETAS, order=1, grid=grid),
+                                   ddim_sample(exact_eps, x.clone(), BETAS, steps=steps, eta=0.0))
+
+
+def test_dpm_solver_pp_in_20_steps_beats_ddim_in_50_on_gaussian_data():
+    """With the exact predictor the only error is discretisation: the second-order solver with 20
+    network calls recovers the data's spread better than DDIM with 50 (DDIM shrinks it, see above)."""
+    x = torch.randn(5000, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    error = lambda out: (out.std(0) / SD - 1).abs().max().item()  # noqa: E731
+    dpm20 = error(dpm_solver_pp_sample(exact_eps, x.clone(), BETAS, steps=20))
+    ddim50 = error(ddim_sample(exact_eps, x.clone(), BETAS, steps=50))
+    assert dpm20 < ddim50 and dpm20 < 0.04, (dpm20, ddim50)  # measured 0.032 vs 0.055
+    grid = logsnr_timesteps(BETAS, 20)
+    assert len(grid) == 20 and grid[0] == 999 and grid[-1] == 0 and grid == sorted(grid, reverse=True)
