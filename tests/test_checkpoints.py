@@ -7,6 +7,8 @@ from dataclasses import asdict
 import pytest
 import torch
 
+from ldm.baselines import build_generator
+from ldm.brain_age import build_brain_age
 from ldm.checkpoints import SHIPPED_DIR, export, load_checked, model_state, resolve_weights
 from ldm.config import load_profile
 from ldm.networks import build_autoencoder, build_unet
@@ -17,29 +19,41 @@ TRAINING_KEYS = {
                     "perceptual_weights", "adversarial_weight", "adversarial_warmup_steps", "seed"),
     "diffusion": ("diffusion_steps", "diffusion_batch_size", "diffusion_lr", "ema_decay", "condition_dropout", "seed"),
 }
+# the profile sections a shipped network must have been trained with, whole (budgets included)
+SECTIONS = {"autoencoder": ("data", "autoencoder"), "diffusion": ("data", "autoencoder", "diffusion", "scheduler"),
+            "brain_age": ("data", "brain_age"), "lsgan": ("data", "baselines"), "vaegan": ("data", "baselines")}
 SHIPPED = sorted(p for p in SHIPPED_DIR.glob("*/*.pt")) if SHIPPED_DIR.is_dir() else []
+
+
+def _network(kind, profile):
+    if kind == "autoencoder":
+        return build_autoencoder(profile.autoencoder)
+    if kind == "diffusion":
+        return build_unet(profile.diffusion, profile.autoencoder.latent_channels)
+    if kind == "brain_age":
+        return build_brain_age(profile.brain_age, profile.data.shape)
+    return build_generator(profile.baselines, profile.data.shape)
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[f"{p.parent.name}/{p.name}" for p in SHIPPED])
 def test_shipped_checkpoint_matches_its_profile(path):
     profile = load_profile(path.parent.name)
     kind = path.stem
-    ck = load_checked(path, profile, kind)  # refuses another architecture, naming the section
+    ck = load_checked(path, profile, kind)  # refuses another architecture, naming the key
     saved = json.loads(ck["config"])
-    sections = ("data", "autoencoder") if kind == "autoencoder" else ("data", "autoencoder", "diffusion", "scheduler")
-    for section in sections:
+    for section in SECTIONS[kind]:
         now = json.loads(json.dumps(asdict(getattr(profile, section)), default=list))
         assert saved[section] == now, f"{path}: trained with another {section} section; retrain (make checkpoints)"
     # and with this profile's training settings for this network (how it was made, not only its shape)
     now = asdict(profile.training)
-    for key in TRAINING_KEYS[kind]:
+    for key in TRAINING_KEYS.get(kind, ()):
         assert saved["training"][key] == now[key], f"{path}: trained with training.{key}={saved['training'][key]}"
-    net = build_autoencoder(profile.autoencoder) if kind == "autoencoder" else build_unet(
-        profile.diffusion, profile.autoencoder.latent_channels)
-    net.load_state_dict(model_state(ck))  # strict: every shape matches
+    _network(kind, profile).load_state_dict(model_state(ck))  # strict: every shape matches
     assert ck["weights"] in ("ema", "model") and ck["history"][-1]["step"] == ck["step"]
     if kind == "diffusion":
         assert ck["latent_mean"].shape == ck["latent_std"].shape == (profile.autoencoder.latent_channels,)
+    if kind == "brain_age":
+        assert 40 < ck["age_mean"] < 90 and ck["age_std"] > 0
     record = json.loads((path.parent / "record.json").read_text())
     assert record["checkpoints"][kind]["steps"] == ck["step"]
 
