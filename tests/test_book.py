@@ -99,7 +99,7 @@ def test_evaluation_notebooks_fill_their_results_on_smoke(built_book):
     _, images = _outputs(root, "04_sampling_quality")
     assert len(images) == 1, "Fig. 1"
     table = json.loads((results / "table1.json").read_text())
-    assert set(table["rows"]) == {"LSGAN", "VAE-GAN", "LDM", "LDM + DDIM", "Real images"}
+    assert set(table["rows"]) == {"LSGAN", "VAE-GAN", "LDM", "LDM + DDIM", "LDM + DPM-Solver++ 20", "Real images"}
     assert set(table["gan_weights"]) == {"LSGAN", "VAE-GAN"}  # smoke ships none: trained in the run
     assert (root / "runs" / "smoke" / "models" / "lsgan.pt").is_file()
     assert table["feature_extractor"].startswith("FALLBACK"), "no MedicalNet weights in CI: the fallback is named"
