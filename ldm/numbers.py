@@ -56,7 +56,7 @@ PAPER_NUMBERS: tuple[PaperNumber, ...] = (
                 ("age_r_guidance_*",)),
     PaperNumber("Ventricle measurement vs ground truth on real subjects, r", "SynthSeg (not reported)", NB05,
                 "conditioning.json", ("measurement_on_real", "r")),
-    PaperNumber("Brain-age CNN on real test subjects, MAE (years)", "not reported (Cole et al.: 4.16)", NB05,
+    PaperNumber("Brain-age CNN on real test subjects, MAE (years)", "not reported", NB05,
                 "conditioning.json", ("brain_age_on_real", "mae_years")),
     PaperNumber("Fig. 4 ventricles grow past the training range (mL per unit above 1)", "qualitative: huge at 1.5, 1.9",
                 NB06, "extrapolation.json", ("slope_above_1_ml_per_unit",)),
