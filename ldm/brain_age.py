@@ -69,6 +69,7 @@ def train_brain_age(profile: Profile, images: torch.Tensor, ages: torch.Tensor, 
     ``out_dir/brain_age.pt``. Returns the checkpoint path."""
     cfg = profile.brain_age
     steps = cfg.steps if steps is None else steps
+    total = max(cfg.steps, steps)  # the schedule's length: the same for a run and its resumption
     out = Path(out_dir)
     path = out / "brain_age.pt"
     age_mean, age_std = float(ages.mean()), float(ages.std())
@@ -85,8 +86,8 @@ def train_brain_age(profile: Profile, images: torch.Tensor, ages: torch.Tensor, 
         flip = torch.stack([torch.rand((), generator=sample_generator(cfg.seed, step, j)) < 0.5
                             for j in range(len(idx))])
         x[flip] = x[flip].flip(2)  # axis 2 of (N, 1, D, H, W) is left-right (RAS voxel order)
-        for group in opt.param_groups:  # cosine decay to 0, a function of the step alone (resumes exactly)
-            group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+        for group in opt.param_groups:  # cosine decay to 0 over the profile's budget: a function of the step
+            group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / total))  # alone, so a resume follows it
         loss = F.l1_loss(model(x), target[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
