@@ -17,12 +17,10 @@ import pandas as pd
 
 def machine() -> str:
     """One line naming the hardware a number was measured on (results files record it)."""
-    import torch
+    from .ship import hardware
 
-    from .ship import cpu_name
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return f"{gpu or cpu_name()} ({torch.get_num_threads()} threads), torch {torch.__version__}, {platform.system()}"
+    hw = hardware()
+    return f"{hw['gpu'] or hw['cpu']} ({hw['threads']} threads), torch {hw['torch']}, {platform.system()}"
 
 
 @dataclass(frozen=True)
@@ -34,15 +32,15 @@ class PaperNumber:
     path: tuple[str, ...]  # keys into the JSON; a last key ending in "*" matches every key with that prefix
 
 
-_T1 = ("LSGAN", "VAE-GAN", "LDM", "LDM + DDIM", "Real images")
-_PAPER_T1 = {"LSGAN": (0.0231, 0.9997, 0.9969), "VAE-GAN": (0.1576, 0.9671, 0.8719),
+# Table 1 of the paper: (FID, MS-SSIM, 4-G-R-SSIM) per row, in the paper's order
+PAPER_TABLE1 = {"LSGAN": (0.0231, 0.9997, 0.9969), "VAE-GAN": (0.1576, 0.9671, 0.8719),
              "LDM": (0.0076, 0.6555, 0.3883), "LDM + DDIM": (0.0080, 0.6704, 0.3957),
              "Real images": (0.0005, 0.6536, 0.3909)}
 NB04, NB05, NB06 = "04_sampling_quality", "05_conditioning", "06_extrapolation"
 
 PAPER_NUMBERS: tuple[PaperNumber, ...] = (
-    *(PaperNumber(f"Table 1 {metric}, {row}", _PAPER_T1[row][i], NB04, "table1.json", ("rows", row, key))
-      for row in _T1 for i, (metric, key) in enumerate((("FID", "fid"), ("MS-SSIM", "ms_ssim"),
+    *(PaperNumber(f"Table 1 {metric}, {row}", PAPER_TABLE1[row][i], NB04, "table1.json", ("rows", row, key))
+      for row in PAPER_TABLE1 for i, (metric, key) in enumerate((("FID", "fid"), ("MS-SSIM", "ms_ssim"),
                                                         ("4-G-R-SSIM", "4_g_r_ssim")))),
     PaperNumber("Sample pairs for MS-SSIM / 4-G-R-SSIM", 1000, NB04, "table1.json", ("rows", "LDM + DDIM", "n_pairs")),
     PaperNumber("Seconds per sample, DDPM 1000 steps", "142.3 ± 1.6 (TITAN RTX, 1 mm)", NB04, "table1.json",
