@@ -3,6 +3,11 @@
     python -m ldm.book --profile demo            # what `make book` runs
     python -m ldm.book --profile smoke --only 01_preprocessing --no-build
     python -m ldm.book --profile demo --weights train   # retrain every network instead of the shipped ones
+    python -m ldm.book --profile demo --only 04_sampling_quality -p n_samples 200 -p seed 7 --no-build
+
+Parameters given with ``-p`` are checked against each notebook's ``parameters`` cell before anything runs:
+an unknown name or a value of another type than the default's is one error naming the notebook and the
+parameter (papermill itself would pass both on and fail later, or not at all).
 
 Notebooks run in ``_toc.yml`` order from the repository root, each reading the previous ones' outputs in
 one run folder (``runs/<profile>`` unless ``--run-dir``); the executed copies go to ``book/notebooks/``,
@@ -12,6 +17,7 @@ which jupyter-book builds with execution off (they are already executed).
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import subprocess
 import sys
@@ -44,17 +50,63 @@ def toc_notebooks(root: Path = ROOT) -> list[str]:
     return [f[len(prefix):].removesuffix(".ipynb") for f in files if f.startswith(prefix)]
 
 
-def run_notebook(name: str, profile: str, run_dir: str, overrides: dict | None = None, root: Path = ROOT,
-                 extra: dict | None = None) -> float:
-    """Execute ``notebooks/<name>.ipynb`` into ``book/notebooks/<name>.ipynb``; returns seconds taken."""
-    import papermill as pm
+def declared_parameters(src: Path) -> dict[str, object]:
+    """The defaults of a notebook's ``parameters`` cell, by name, read as data (``ast.literal_eval``)."""
+    cells = json.loads(Path(src).read_text())["cells"]
+    cell = next((c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        raise ValueError(f"{src}: no cell tagged 'parameters'")
+    source = "".join(cell["source"])
+    return {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(source).body
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)}
 
+
+def _same_type(value: object, default: object) -> bool:
+    if default is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float)
+    return isinstance(value, type(default))
+
+
+def check_parameters(src: Path, params: dict) -> dict:
+    """``params`` if the notebook declares each with a default of the same type (an int is a float);
+    otherwise one error naming the notebook, the parameter and the expected type."""
+    declared = declared_parameters(src)
+    for name, value in params.items():
+        if name not in declared:
+            raise ValueError(f"{Path(src).name}: unknown parameter {name!r}; its parameters are {sorted(declared)}")
+        default = declared[name]
+        if not _same_type(value, default):
+            raise TypeError(f"{Path(src).name}: parameter {name!r} must be {type(default).__name__} "
+                            f"(default {default!r}), got {type(value).__name__} {value!r}")
+    return params
+
+
+def notebook_parameters(name: str, profile: str, run_dir: str, overrides: dict | None = None,
+                        root: Path = ROOT, common: dict | None = None, given: dict | None = None) -> dict:
+    """What ``name`` is run with: the run's settings and the ``common`` ones (e.g. ``weights``) where it
+    declares them, and every ``given`` one it declares, type-checked. Raises before anything runs."""
     src = root / "notebooks" / f"{name}.ipynb"
     if not src.is_file():
         raise FileNotFoundError(f"{src}: listed in _toc.yml as {EXECUTED_DIR}/{name} but missing")
+    declared = declared_parameters(src)
+    run = {"profile": profile, "run_dir": run_dir, "overrides": overrides or {}, **(common or {})}
+    params = {k: v for k, v in {**run, **(given or {})}.items() if k in declared}
+    return check_parameters(src, params)
+
+
+def run_notebook(name: str, profile: str, run_dir: str, overrides: dict | None = None, root: Path = ROOT,
+                 extra: dict | None = None, given: dict | None = None) -> float:
+    """Execute ``notebooks/<name>.ipynb`` into ``book/notebooks/<name>.ipynb``; returns seconds taken."""
+    import papermill as pm
+
+    params = notebook_parameters(name, profile, run_dir, overrides, root, extra, given)
+    src = root / "notebooks" / f"{name}.ipynb"
     dst = root / EXECUTED_DIR / f"{name}.ipynb"
     dst.parent.mkdir(parents=True, exist_ok=True)
-    params = {"profile": profile, "run_dir": run_dir, "overrides": overrides or {}, **(extra or {})}
     t0 = time.perf_counter()
     pm.execute_notebook(str(src), str(dst), parameters=params, cwd=str(root), kernel_name="python3",
                         progress_bar=False, log_output=False)
@@ -81,15 +133,29 @@ def main(argv: list[str] | None = None) -> int:
                     help="auto: shipped checkpoints/<profile> if any, else train; train: retrain all; or a folder")
     ap.add_argument("--only", nargs="*", help="run only these notebooks (names without .ipynb)")
     ap.add_argument("--no-build", action="store_true", help="execute notebooks, skip the HTML build")
+    ap.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                    help="a notebook parameter (VALUE read as YAML data, as papermill -y does), for every "
+                         "selected notebook that declares NAME; checked before anything runs")
     args = ap.parse_args(argv)
     overrides = json.loads(args.overrides)
     run_dir = args.run_dir or f"runs/{Path(args.profile).stem}"
+    given = {name: yaml.safe_load(value) for name, value in args.parameter}
+    names = [n for n in toc_notebooks() if not args.only or n in args.only]
+    if args.only and (unknown := sorted(set(args.only) - set(names))):
+        ap.error(f"--only: {unknown} not in _toc.yml (notebooks: {toc_notebooks()})")
+    plans = {}
+    for name in names:  # every check before the first notebook runs: nothing is half-done by a typo
+        declared = declared_parameters(ROOT / "notebooks" / f"{name}.ipynb")
+        plans[name] = {k: v for k, v in given.items() if k in declared}
+        notebook_parameters(name, args.profile, run_dir, overrides, common={"weights": args.weights},
+                            given=plans[name])
+    if unused := sorted(set(given) - {k for p in plans.values() for k in p}):
+        ap.error(f"-p {unused[0]}: no selected notebook has this parameter")
     timings = []
-    for name in toc_notebooks():
-        if args.only and name not in args.only:
-            continue
+    for name in names:
         print(f"[book] running {name} (profile {args.profile}) ...", flush=True)
-        seconds = run_notebook(name, args.profile, run_dir, overrides, extra={"weights": args.weights})
+        seconds = run_notebook(name, args.profile, run_dir, overrides, extra={"weights": args.weights},
+                               given=plans[name])
         timings.append((name, seconds))
         print(f"[book] {name}: {seconds:.1f} s", flush=True)
     if not args.no_build:

@@ -22,6 +22,11 @@ class DataError(ValueError):
     """Bad input data: the message names the file (and the field or subject where there is one)."""
 
 
+class OutputError(OSError):
+    """A result could not be written (disk full, no permission, read-only folder): the message names the
+    file; the file under its real name is as it was before (an earlier version stays whole)."""
+
+
 _UMASK = os.umask(0)  # read the process umask (os.umask sets and returns it), then restore it
 os.umask(_UMASK)
 
@@ -30,17 +35,24 @@ os.umask(_UMASK)
 def atomic_path(path: str | Path):
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Keep the full suffix (.nii.gz) so libraries that infer the format from the name still work.
-    suffix = "".join(path.suffixes)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name.removesuffix(suffix)}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a result file gets the usual permissions
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Keep the full suffix (.nii.gz) so libraries that infer the format from the name still work.
+        suffix = "".join(path.suffixes)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name.removesuffix(suffix)}.", suffix=f".tmp{suffix}",
+                                   dir=path.parent)
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a result file gets the usual permissions
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as err:
+        if isinstance(err, OutputError):
+            raise
+        raise OutputError(err.errno, f"{path}: cannot write: {err.strerror or err} (is {path.parent} full, "
+                                     f"read-only or not yours?); any earlier {path.name} is unchanged") from err
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 

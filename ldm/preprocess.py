@@ -26,7 +26,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from .config import DataConfig, PreprocessingConfig, Profile, config_fingerprint
-from .io import DataError, atomic_path, atomic_write_table, read_image, write_nifti
+from .io import DataError, OutputError, atomic_path, atomic_write_table, read_image, write_nifti
 from .parallel import imap
 from .template import load_template_t1
 
@@ -210,6 +210,8 @@ def _preprocess_task(task: tuple[dict, str, Profile, tuple[str, ...], str]) -> d
     except DataError as err:
         row["error"] = str(err)
         log.error("%s: %s", pid, err)
+    except OutputError:  # a full or read-only output folder is not a bad subject: stop, keep what is done
+        raise
     except Exception as err:  # one bad subject must not lose the others: record it and go on
         row["error"] = f"{subject['image']}: {type(err).__name__}: {err}"
         log.exception("%s failed", pid)

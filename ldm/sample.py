@@ -42,7 +42,8 @@ def done(out: Path, i: int) -> bool:
 
 
 def export(pipe: Pipeline, covariates: torch.Tensor, out: str | Path, seed: int = 0, rank: int = 0,
-           world: int = 1, batch_size: int | None = None, sampler: str = "ddim", progress: bool = True) -> list[int]:
+           world: int = 1, batch_size: int | None = None, sampler: str = "ddim", progress: bool = True,
+           decode_tile: int | None = None) -> list[int]:
     """Make this rank's missing samples of ``covariates`` (N, 4, normalised); returns the indices made."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -56,7 +57,8 @@ def export(pipe: Pipeline, covariates: torch.Tensor, out: str | Path, seed: int 
     bar = tqdm(total=len(todo), desc=f"export rank {rank}", disable=not progress)
     for k in range(0, len(todo), batch_size):
         idx = todo[k:k + batch_size]
-        vols = generate(pipe, covariates[idx], [seed + i for i in idx], sampler=sampler, batch_size=batch_size)
+        vols = generate(pipe, covariates[idx], [seed + i for i in idx], sampler=sampler, batch_size=batch_size,
+                        decode_tile=decode_tile)
         for i, vol in zip(idx, vols):
             write_nifti(out / sample_name(i), vol, affine, dtype=np.float32)
             row = {"participant_id": f"sub-{i:06d}", "file": sample_name(i),
@@ -102,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sampler", default="ddim", choices=list(SAMPLERS))
     ap.add_argument("--batch-size", type=int, default=0)
+    ap.add_argument("--decode-tile", type=int, default=0,
+                    help="decode in tiles of this many voxels (before the last upsampling): same images, "
+                         "a fraction of the memory (0: whole)")
     args = ap.parse_args(argv)
     profile = load_profile(args.profile, json.loads(args.overrides))
     run = Path(args.run_dir or f"runs/{profile.name}")
@@ -115,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         train = load_preprocessed(run / "preprocessed").query("split == 'train'")
         covs = cohort_draw(train, args.n, seed=args.seed)
     export(pipe, covs, args.out, seed=args.seed, rank=rank, world=world, batch_size=args.batch_size or None,
-           sampler=args.sampler)
+           sampler=args.sampler, decode_tile=args.decode_tile or None)
     if world > 1:  # the gather waits for every rank's files
         import torch.distributed as dist
 
