@@ -30,15 +30,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 from tqdm import tqdm
 
 from .config import BaselinesConfig, Profile
-from .io import atomic_write_table
-from .train import _config_record, global_batch, kl_divergence, resume, sample_generator, save_checkpoint
+from .train import global_batch, kl_divergence, resume, sample_generator, save_progress
 
 KINDS = ("lsgan", "vaegan")
 
@@ -156,11 +154,7 @@ def train_gan(kind: str, profile: Profile, images: torch.Tensor, out_dir: str | 
                    d_real=d_real.mean().item(), d_fake=d_fake.mean().item())
         history.append(row)
         if (step + 1) % profile.training.checkpoint_every == 0 or step + 1 == steps:
-            payload = {"kind": kind, "step": step + 1, "history": history, "config": _config_record(profile),
-                       "seconds": time.perf_counter() - t0,
-                       **{k: v.state_dict() for k, v in parts.items()}}
-            save_checkpoint(path, payload)
-            atomic_write_table(pd.DataFrame(history), out / f"{kind}_history.tsv")
+            save_progress(out, kind, step + 1, history, profile, t0, **{k: v.state_dict() for k, v in parts.items()})
     return path
 
 

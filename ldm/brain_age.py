@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from scipy import stats
@@ -33,8 +32,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .config import BrainAgeConfig, Profile
-from .io import atomic_write_table
-from .train import _config_record, global_batch, resume, sample_generator, save_checkpoint
+from .train import global_batch, resume, sample_generator, save_progress
 
 
 class BrainAgeCNN(nn.Module):
@@ -94,11 +92,8 @@ def train_brain_age(profile: Profile, images: torch.Tensor, ages: torch.Tensor, 
         opt.step()
         history.append({"step": step + 1, "l1_years": loss.item() * age_std})
         if (step + 1) % profile.training.checkpoint_every == 0 or step + 1 == steps:
-            save_checkpoint(path, {
-                "kind": "brain_age", "step": step + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "history": history, "age_mean": age_mean, "age_std": age_std,
-                "config": _config_record(profile), "seconds": time.perf_counter() - t0})
-            atomic_write_table(pd.DataFrame(history), out / "brain_age_history.tsv")
+            save_progress(out, "brain_age", step + 1, history, profile, t0, model=model.state_dict(),
+                          optimizer=opt.state_dict(), age_mean=age_mean, age_std=age_std)
     return path
 
 

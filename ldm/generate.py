@@ -109,7 +109,7 @@ def covariate_matrix(rows: Sequence[Mapping[str, float]], profile: Profile, natu
 @torch.no_grad()
 def generate(pipe: Pipeline, covariates: torch.Tensor, seeds: Sequence[int], sampler: str = "ddim",
              steps: int | None = None, eta: float | None = None, batch_size: int | None = None,
-             guidance_scale: float | None = None, decode_tile: int | None = None) -> np.ndarray:
+             guidance_scale: float | None = None, decode_tile: int | tuple[int, ...] | None = None) -> np.ndarray:
     """Volumes (N, D, H, W) in [0, 1] for normalised covariates (N, 4), one seed per sample. Defaults
     (steps, eta, batch size, guidance) come from the profile's ``sampling`` section. ``decode_tile``
     decodes in tiles of that many voxels (``ldm.tiled_decode``: same result, a fraction of the memory)."""

@@ -43,7 +43,7 @@ def done(out: Path, i: int) -> bool:
 
 def export(pipe: Pipeline, covariates: torch.Tensor, out: str | Path, seed: int = 0, rank: int = 0,
            world: int = 1, batch_size: int | None = None, sampler: str = "ddim", progress: bool = True,
-           decode_tile: int | None = None) -> list[int]:
+           decode_tile: int | tuple[int, ...] | None = None) -> list[int]:
     """Make this rank's missing samples of ``covariates`` (N, 4, normalised); returns the indices made."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -92,6 +92,16 @@ def read_covariates(path: str | Path, profile, n: int) -> torch.Tensor:
     return covariate_matrix(table.head(n).to_dict("records"), profile)
 
 
+def parse_tile(text: str) -> int | tuple[int, ...] | None:
+    """"" -> None (whole decode), "20" -> 20, "20x28x80" -> (20, 28, 80)."""
+    if not text:
+        return None
+    sizes = tuple(int(v) for v in text.lower().split("x"))
+    if any(v < 1 for v in sizes) or len(sizes) not in (1, 3):
+        raise ValueError(f"--decode-tile {text!r}: N or AxBxC, positive voxel counts")
+    return sizes[0] if len(sizes) == 1 else sizes
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="demo")
@@ -104,9 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sampler", default="ddim", choices=list(SAMPLERS))
     ap.add_argument("--batch-size", type=int, default=0)
-    ap.add_argument("--decode-tile", type=int, default=0,
-                    help="decode in tiles of this many voxels (before the last upsampling): same images, "
-                         "a fraction of the memory (0: whole)")
+    ap.add_argument("--decode-tile", default="",
+                    help="decode in tiles of N or AxBxC voxels of the grid before the decoder's last upsampling "
+                         "(paper: 80x112x80; e.g. 20x28x80): the same images in a fraction of the memory "
+                         "(ldm.tiled_decode). Default: whole")
     args = ap.parse_args(argv)
     profile = load_profile(args.profile, json.loads(args.overrides))
     run = Path(args.run_dir or f"runs/{profile.name}")
@@ -120,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         train = load_preprocessed(run / "preprocessed").query("split == 'train'")
         covs = cohort_draw(train, args.n, seed=args.seed)
     export(pipe, covs, args.out, seed=args.seed, rank=rank, world=world, batch_size=args.batch_size or None,
-           sampler=args.sampler, decode_tile=args.decode_tile or None)
+           sampler=args.sampler, decode_tile=parse_tile(args.decode_tile))
     if world > 1:  # the gather waits for every rank's files
         import torch.distributed as dist
 

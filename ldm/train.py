@@ -83,6 +83,18 @@ def save_checkpoint(path: str | Path, payload: dict) -> None:
         torch.save(payload, tmp)
 
 
+def save_progress(out: Path, kind: str, step: int, history: list[dict], profile: Profile, t0: float,
+                  **state) -> Path:
+    """The checkpoint ``out/<kind>.pt`` (kind, step, loss history, profile record, seconds, and ``state``:
+    the state dicts and whatever else the network needs back) and its curves ``out/<kind>_history.tsv``,
+    both written atomically: a kill never leaves either half-written."""
+    path = out / f"{kind}.pt"
+    save_checkpoint(path, {"kind": kind, "step": step, "history": history, "config": _config_record(profile),
+                           "seconds": time.perf_counter() - t0, **state})
+    atomic_write_table(pd.DataFrame(history), out / f"{kind}_history.tsv")
+    return path
+
+
 def load_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint as data only: a pickled object inside is refused, not executed."""
     return torch.load(path, map_location="cpu", weights_only=True)
@@ -191,13 +203,10 @@ def train_autoencoder(profile: Profile, images: torch.Tensor, out_dir: str | Pat
                         "generator_adversarial": g_adv.item(), "discriminator": d_loss.item()})
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == steps:
             if rank == 0:
-                save_checkpoint(ckpt_path, {
-                    "kind": "autoencoder", "step": step + 1, "model": ae.state_dict(),
-                    "discriminator": _unwrap(disc).state_dict(), "optimizer": opt_g.state_dict(),
-                    "optimizer_discriminator": opt_d.state_dict(), "history": history,
-                    "config": _config_record(profile), "perceptual": cfg.perceptual_weights or "none",
-                    "world_size": world, "seconds": time.perf_counter() - t0})
-                atomic_write_table(pd.DataFrame(history), out / "autoencoder_history.tsv")
+                save_progress(out, "autoencoder", step + 1, history, profile, t0, model=ae.state_dict(),
+                              discriminator=_unwrap(disc).state_dict(), optimizer=opt_g.state_dict(),
+                              optimizer_discriminator=opt_d.state_dict(),
+                              perceptual=cfg.perceptual_weights or "none", world_size=world)
             _barrier(world)
     return ckpt_path
 
@@ -296,13 +305,9 @@ def train_diffusion(profile: Profile, latents: torch.Tensor, covariates: torch.T
         history.append({"step": step + 1, "loss": loss.item()})
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == steps:
             if rank == 0:
-                save_checkpoint(ckpt_path, {
-                    "kind": "diffusion", "step": step + 1, "model": unet.state_dict(), "ema": ema.state_dict(),
-                    "optimizer": opt.state_dict(), "history": history,
-                    "latent_mean": latent_mean, "latent_std": latent_std,
-                    "config": _config_record(profile), "world_size": world,
-                    "seconds": time.perf_counter() - t0})
-                atomic_write_table(pd.DataFrame(history), out / "diffusion_history.tsv")
+                save_progress(out, "diffusion", step + 1, history, profile, t0, model=unet.state_dict(),
+                              ema=ema.state_dict(), optimizer=opt.state_dict(), latent_mean=latent_mean,
+                              latent_std=latent_std, world_size=world)
             _barrier(world)
     return ckpt_path
 

@@ -1,5 +1,6 @@
 """Tiled decoding equals the whole decode (GroupNorm statistics shared across tiles), and the test can tell."""
 
+import numpy as np
 import pytest
 import torch
 from monai.networks.nets import AutoencoderKL
@@ -74,3 +75,19 @@ def test_a_decoder_without_upsampling_is_refused():
     ae = small_autoencoder(levels=1)
     with pytest.raises(ValueError, match="no upsampling"):
         tiled_decode.decode_tiled(ae, torch.randn(1, 3, 4, 4, 4))
+
+
+def test_generate_and_the_export_command_take_a_tile(smoke):
+    from conftest import random_pipeline
+
+    from ldm.generate import generate
+    from ldm.sample import parse_tile
+
+    pipe = random_pipeline(smoke)
+    c = torch.tensor([[1.0, 0.5, 0.3, 0.6]])
+    whole = generate(pipe, c, [3], steps=3)
+    tiled = generate(pipe, c, [3], steps=3, decode_tile=(3, 2, 100))
+    assert np.allclose(tiled, whole, atol=1e-5)
+    assert parse_tile("") is None and parse_tile("20") == 20 and parse_tile("20x28X80") == (20, 28, 80)
+    with pytest.raises(ValueError, match="--decode-tile '20x0': N or AxBxC"):
+        parse_tile("20x0")
