@@ -76,6 +76,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tiles", nargs="*", default=["20x28x80"], help="tile sizes on the 80x112x80 grid")
     ap.add_argument("--weights", default="", help="folder of converted official weights (default: random)")
+    ap.add_argument("--note", default="", help="recorded with the results (e.g. what else ran)")
     ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     ap.add_argument("--reference", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -92,7 +93,8 @@ def main() -> None:
             print(runs[-1], flush=True)
     record = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
               "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "weights": args.weights or "random (seed 0)", "volume": [160, 224, 160], "runs": runs}
+              "weights": args.weights or "random (seed 0)", "volume": [160, 224, 160], "runs": runs,
+              "note": args.note}
     old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
     RESULTS.write_text(json.dumps([*old, record], indent=1) + "\n")
     print(f"appended to {RESULTS}")
