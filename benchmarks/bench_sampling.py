@@ -114,6 +114,7 @@ def main() -> None:
     ap.add_argument("--fast-steps", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=3, help="timed network calls per option")
     ap.add_argument("--check-steps", type=int, default=10, help="steps of the loop-equivalence check")
+    ap.add_argument("--fast-first", action="store_true", help="time the fast loop before the baseline")
     args = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     profile = load_profile("paper")
@@ -175,22 +176,35 @@ def main() -> None:
     record["fast_options"] = best
 
     # 3. whole loops: the bundle's DDIM-50 at batch 1 against our fast sampler with the best options
-    sync(device)
-    t0 = time.perf_counter()
-    base = bundle_loop(baseline_unet, noise.clone(), cvec, args.ddim_steps)
-    sync(device)
-    record["baseline_s_per_sample"] = round(time.perf_counter() - t0, 2)
-    log("baseline DDIM-50 loop:", record["baseline_s_per_sample"], "s per sample")
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    if cl:
-        ours.to(memory_format=torch.channels_last_3d)
-    x = noise.expand(batch, *shape).clone()
-    sync(device)
-    t0 = time.perf_counter()
-    with torch.inference_mode(), autocast:
-        fast = dpm_solver_pp_sample(eps_function(pipe, c.expand(batch, -1)), x, betas, steps=args.fast_steps)
-    sync(device)
-    record["fast_s_per_sample"] = round((time.perf_counter() - t0) / batch, 2)
+    #    (--fast-first swaps the order: a second run in the other order shows any drift of the machine)
+    def run_baseline():
+        sync(device)
+        t0 = time.perf_counter()
+        out = bundle_loop(baseline_unet, noise.clone(), cvec, args.ddim_steps)
+        sync(device)
+        record["baseline_s_per_sample"] = round(time.perf_counter() - t0, 2)
+        log("baseline DDIM-50 loop:", record["baseline_s_per_sample"], "s per sample")
+        return out
+
+    def run_fast():
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        if cl:
+            ours.to(memory_format=torch.channels_last_3d)
+        x = noise.expand(batch, *shape).clone()
+        sync(device)
+        t0 = time.perf_counter()
+        with torch.inference_mode(), autocast:
+            out = dpm_solver_pp_sample(eps_function(pipe, c.expand(batch, -1)), x, betas, steps=args.fast_steps)
+        sync(device)
+        record["fast_s_per_sample"] = round((time.perf_counter() - t0) / batch, 2)
+        log("fast loop:", record["fast_s_per_sample"], "s per sample")
+        return out
+
+    if args.fast_first:
+        fast, base = run_fast(), run_baseline()
+    else:
+        base, fast = run_baseline(), run_fast()
+    record["order"] = "fast first" if args.fast_first else "baseline first"
     record["fast_sampler"] = f"DPM-Solver++(2M), {args.fast_steps} calls, batch {batch}"
     record["speedup"] = round(record["baseline_s_per_sample"] / record["fast_s_per_sample"], 2)
     diff = (fast[:1].float() - base).abs()
