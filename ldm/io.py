@@ -46,9 +46,9 @@ def atomic_path(path: str | Path):
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a result file gets the usual permissions
         yield Path(tmp)
         os.replace(tmp, path)
+    except OutputError:  # from an inner atomic write: already says which file
+        raise
     except OSError as err:
-        if isinstance(err, OutputError):
-            raise
         raise OutputError(err.errno, f"{path}: cannot write: {err.strerror or err} (is {path.parent} full, "
                                      f"read-only or not yours?); any earlier {path.name} is unchanged") from err
     finally:

@@ -34,14 +34,14 @@ class PaperNumber:
 
 # Table 1 of the paper: (FID, MS-SSIM, 4-G-R-SSIM) per row, in the paper's order
 PAPER_TABLE1 = {"LSGAN": (0.0231, 0.9997, 0.9969), "VAE-GAN": (0.1576, 0.9671, 0.8719),
-             "LDM": (0.0076, 0.6555, 0.3883), "LDM + DDIM": (0.0080, 0.6704, 0.3957),
-             "Real images": (0.0005, 0.6536, 0.3909)}
+                "LDM": (0.0076, 0.6555, 0.3883), "LDM + DDIM": (0.0080, 0.6704, 0.3957),
+                "Real images": (0.0005, 0.6536, 0.3909)}
 NB04, NB05, NB06 = "04_sampling_quality", "05_conditioning", "06_extrapolation"
 
 PAPER_NUMBERS: tuple[PaperNumber, ...] = (
     *(PaperNumber(f"Table 1 {metric}, {row}", PAPER_TABLE1[row][i], NB04, "table1.json", ("rows", row, key))
       for row in PAPER_TABLE1 for i, (metric, key) in enumerate((("FID", "fid"), ("MS-SSIM", "ms_ssim"),
-                                                        ("4-G-R-SSIM", "4_g_r_ssim")))),
+                                                                 ("4-G-R-SSIM", "4_g_r_ssim")))),
     PaperNumber("Sample pairs for MS-SSIM / 4-G-R-SSIM", 1000, NB04, "table1.json", ("rows", "LDM + DDIM", "n_pairs")),
     PaperNumber("Seconds per sample, DDPM 1000 steps", "142.3 ± 1.6 (TITAN RTX, 1 mm)", NB04, "table1.json",
                 ("seconds_per_sample", "LDM")),
