@@ -71,10 +71,11 @@ def _same_type(value: object, default: object) -> bool:
     return isinstance(value, type(default))
 
 
-def check_parameters(src: Path, params: dict) -> dict:
+def check_parameters(src: Path, params: dict, declared: dict | None = None) -> dict:
     """``params`` if the notebook declares each with a default of the same type (an int is a float);
-    otherwise one error naming the notebook, the parameter and the expected type."""
-    declared = declared_parameters(src)
+    otherwise one error naming the notebook, the parameter and the expected type. ``declared``: the
+    notebook's ``declared_parameters``, when the caller has read them already."""
+    declared = declared_parameters(src) if declared is None else declared
     for name, value in params.items():
         if name not in declared:
             raise ValueError(f"{Path(src).name}: unknown parameter {name!r}; its parameters are {sorted(declared)}")
@@ -95,7 +96,7 @@ def notebook_parameters(name: str, profile: str, run_dir: str, overrides: dict |
     declared = declared_parameters(src)
     run = {"profile": profile, "run_dir": run_dir, "overrides": overrides or {}, **(common or {})}
     params = {k: v for k, v in {**run, **(given or {})}.items() if k in declared}
-    return check_parameters(src, params)
+    return check_parameters(src, params, declared)
 
 
 def run_notebook(name: str, profile: str, run_dir: str, overrides: dict | None = None, root: Path = ROOT,
@@ -143,19 +144,17 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for n in toc_notebooks() if not args.only or n in args.only]
     if args.only and (unknown := sorted(set(args.only) - set(names))):
         ap.error(f"--only: {unknown} not in _toc.yml (notebooks: {toc_notebooks()})")
-    plans = {}
+    used = set()
     for name in names:  # every check before the first notebook runs: nothing is half-done by a typo
-        declared = declared_parameters(ROOT / "notebooks" / f"{name}.ipynb")
-        plans[name] = {k: v for k, v in given.items() if k in declared}
-        notebook_parameters(name, args.profile, run_dir, overrides, common={"weights": args.weights},
-                            given=plans[name])
-    if unused := sorted(set(given) - {k for p in plans.values() for k in p}):
+        used |= set(notebook_parameters(name, args.profile, run_dir, overrides, common={"weights": args.weights},
+                                        given=given))
+    if unused := sorted(set(given) - used):
         ap.error(f"-p {unused[0]}: no selected notebook has this parameter")
     timings = []
     for name in names:
         print(f"[book] running {name} (profile {args.profile}) ...", flush=True)
         seconds = run_notebook(name, args.profile, run_dir, overrides, extra={"weights": args.weights},
-                               given=plans[name])
+                               given=given)
         timings.append((name, seconds))
         print(f"[book] {name}: {seconds:.1f} s", flush=True)
     if not args.no_build:
