@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import tempfile
 import time
@@ -26,15 +25,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import RESULTS_DIR, append_record, peak_rss_mb  # noqa: E402
+
 from ldm.config import load_profile  # noqa: E402
 from ldm.privacy import nearest_neighbours  # noqa: E402
 from ldm.ship import hardware  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "privacy_search.json"
-
-
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+RESULTS = RESULTS_DIR / "privacy_search.json"
 
 
 class Volumes:
@@ -66,12 +63,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         samples = Volumes(Path(tmp) / "samples", args.samples, shape, 0)
         train = Volumes(Path(tmp) / "train", args.train, shape, 1)
-        before = rss_mb()
+        before = peak_rss_mb()
         t0 = time.perf_counter()
         nearest_neighbours(samples, lambda: (train[i:i + args.chunk] for i in range(0, args.train, args.chunk)),
                            query_batch=args.query_batch)
         seconds = time.perf_counter() - t0
-        peak = rss_mb()
+        peak = peak_rss_mb()
     volume_mb = float(np.prod(shape)) * 4 / 1e6
     record = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": hardware(), "shape": list(shape),
               "n_samples": args.samples, "n_train": args.train, "query_batch": args.query_batch, "chunk": args.chunk,
@@ -79,8 +76,7 @@ def main() -> None:
               "search_added_mb": round(peak - before), "volume_mb": round(volume_mb, 1),
               "all_samples_in_memory_would_be_mb": round(args.samples * volume_mb),
               "whole_train_in_memory_would_be_mb": round(args.train * volume_mb)}
-    old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
-    RESULTS.write_text(json.dumps(old + [record], indent=2) + "\n")
+    append_record(RESULTS, record, indent=2)
     print(json.dumps(record, indent=1))
 
 

@@ -11,8 +11,8 @@ Same weights, same machine, same noise, one run:
   ``ldm.generate.eps_function`` (the path every notebook uses), under ``torch.inference_mode``, with the
   options below measured per network call, and DPM-Solver++(2M) in 20 calls (``ldm.sampling``; on the
   demo profile its Table 1 metrics match DDIM-50's: see notebook 04).
-Per-call options: channels-last memory format, batch 4 (seconds per sample), bf16 autocast (where the
-hardware has bf16 arithmetic; on a CPU without it, one call is timed to show why it is not used).
+Per-call options: channels-last memory format, batch 4 (seconds per sample), bf16 autocast (only where the
+hardware has bf16 arithmetic; the record says whether it has: ``bf16_arithmetic``).
 Output differences: our DDIM loop against the bundle loop on the same grid (shows the loops compute the
 same thing: float noise only) and our fast sampler against the bundle's DDIM-50 (a different solver:
 with random weights this is only a sanity bound; the quality evidence is the demo Table 1).
@@ -34,6 +34,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import RESULTS_DIR, append_record  # noqa: E402
+
 from ldm.config import load_profile  # noqa: E402
 from ldm.generate import Pipeline, eps_function  # noqa: E402
 from ldm.networks import build_unet, condition_vector, conditioning_inputs  # noqa: E402
@@ -41,7 +43,7 @@ from ldm.numbers import machine  # noqa: E402
 from ldm.official import convert, read_state  # noqa: E402
 from ldm.sampling import ddim_sample, ddim_timesteps, dpm_solver_pp_sample, schedule_betas  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "sampling_speed.json"
+RESULTS = RESULTS_DIR / "sampling_speed.json"
 COVARIATES = [1.0, 0.5, 0.4, 0.6]  # sex, age, ventricles, brain volume, normalised
 
 
@@ -212,8 +214,7 @@ def main() -> None:
     record["fast_vs_baseline_mean_abs_diff"] = float(diff.mean())
     record["baseline_latent_sd"] = float(base.std())
     log(json.dumps(record, indent=1))
-    old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
-    RESULTS.write_text(json.dumps([*old, record], indent=1) + "\n")
+    append_record(RESULTS, record)
     print(f"appended to {RESULTS}")
 
 

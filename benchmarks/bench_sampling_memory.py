@@ -26,13 +26,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import RESULTS_DIR, append_record  # noqa: E402
+
 from ldm.checkpoints import resolve_weights  # noqa: E402
 from ldm.config import load_profile  # noqa: E402
 from ldm.generate import load_pipeline  # noqa: E402
 from ldm.numbers import machine  # noqa: E402
 from ldm.sample import export  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "sampling_memory.json"
+RESULTS = RESULTS_DIR / "sampling_memory.json"
 
 
 def rss_mb() -> float:
@@ -69,8 +71,7 @@ def main() -> None:
               "files_written": files, "seconds": round(seconds, 1), "rss_mb_after_batches": series,
               "slope_mb_per_100_samples": round(slope, 2), "rss_range_after_warmup_mb": [min(rss), max(rss)]}
     print(json.dumps(record, indent=1))
-    old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
-    RESULTS.write_text(json.dumps([*old, record], indent=1) + "\n")
+    append_record(RESULTS, record)
     print(f"appended to {RESULTS}")
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,16 +25,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import RESULTS_DIR, append_record, peak_rss_mb  # noqa: E402
+
 from ldm.config import load_profile  # noqa: E402
 from ldm.networks import build_autoencoder  # noqa: E402
 from ldm.numbers import machine  # noqa: E402
 from ldm.tiled_decode import decode_tiled  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "tiled_decode.json"
-
-
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+RESULTS = RESULTS_DIR / "tiled_decode.json"
 
 
 def autoencoder(weights: str) -> torch.nn.Module:
@@ -52,7 +49,7 @@ def child(mode: str, weights: str, reference: str) -> dict:
     """One decode in this process; prints its record as JSON."""
     ae = autoencoder(weights)
     z = torch.randn(1, 3, 20, 28, 20, generator=torch.Generator().manual_seed(0))
-    before = rss_mb()
+    before = peak_rss_mb()
     t0 = time.perf_counter()
     with torch.inference_mode():
         if mode == "whole":
@@ -60,8 +57,8 @@ def child(mode: str, weights: str, reference: str) -> dict:
         else:
             x = decode_tiled(ae, z, tuple(int(v) for v in mode.split("x")))
     seconds = time.perf_counter() - t0
-    record = {"mode": mode, "seconds": round(seconds, 1), "peak_rss_mb": round(rss_mb()),
-              "added_mb": round(rss_mb() - before), "process_before_mb": round(before)}
+    record = {"mode": mode, "seconds": round(seconds, 1), "peak_rss_mb": round(peak_rss_mb()),
+              "added_mb": round(peak_rss_mb() - before), "process_before_mb": round(before)}
     if mode == "whole":
         torch.save(x, reference)
     else:
@@ -95,8 +92,7 @@ def main() -> None:
               "torch": torch.__version__, "threads": torch.get_num_threads(),
               "weights": args.weights or "random (seed 0)", "volume": [160, 224, 160], "runs": runs,
               "note": args.note}
-    old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
-    RESULTS.write_text(json.dumps([*old, record], indent=1) + "\n")
+    append_record(RESULTS, record)
     print(f"appended to {RESULTS}")
 
 

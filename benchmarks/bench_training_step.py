@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import platform
 import statistics
 import sys
@@ -24,11 +23,13 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import RESULTS_DIR, append_record  # noqa: E402
+
 from ldm.config import load_profile  # noqa: E402
 from ldm.networks import build_autoencoder, build_unet, condition_vector, conditioning_inputs  # noqa: E402
 from ldm.ship import hardware  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results" / "training_step.json"
+RESULTS = RESULTS_DIR / "training_step.json"
 VARIANTS = {"fp32": (torch.contiguous_format, False), "channels_last_3d": (torch.channels_last_3d, False),
             "channels_last_3d+bf16": (torch.channels_last_3d, True)}
 
@@ -95,8 +96,7 @@ def main() -> None:
               "batch": {"autoencoder": profile.training.autoencoder_batch_size,
                         "unet": profile.training.diffusion_batch_size},
               "results": bench(profile, args.repeats)}
-    old = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
-    RESULTS.write_text(json.dumps(old + [record], indent=2) + "\n")
+    append_record(RESULTS, record, indent=2)
     print(f"appended to {RESULTS}")
 
 
