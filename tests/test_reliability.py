@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -104,8 +105,6 @@ def test_a_read_only_folder_names_the_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tempfile, "mkstemp", denied)
     with pytest.raises(OutputError, match=r"results[/\\]table\.tsv: cannot write: Permission denied"):
-        import pandas as pd
-
         atomic_write_table(pd.DataFrame({"a": [1]}), tmp_path / "results" / "table.tsv")
 
 
