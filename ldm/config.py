@@ -120,6 +120,9 @@ class TrainingConfig:
     perceptual_weights: str  # path to MedicalNet ResNet-10 weights; "" = no perceptual term (recorded)
     adversarial_weight: float
     adversarial_warmup_steps: int  # the adversarial term joins after this many steps
+    # Beyond the paper (issue 10): after autoencoder_steps, this many more steps train the decoder alone
+    # (encoder frozen, as Stable Diffusion's fine-tuned decoders): sharper images, the same latent space
+    decoder_finetune_steps: int
     discriminator_channels: int
     discriminator_layers: int  # each halves the volume: 3 needs at least ~40 voxels a side
     diffusion_steps: int
@@ -134,7 +137,9 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class SamplingConfig:
+    sampler: Literal["ddim", "ddpm", "dpm++"]  # the default of the notebooks, the export CLI and the widget
     ddim_steps: int
+    dpm_steps: int  # DPM-Solver++(2M) network calls (beyond the paper; Table 1 compares it with DDIM)
     ddim_eta: float
     guidance_scale: float  # classifier-free guidance w: eps_u + w (eps_c - eps_u); 1 = conditional only
     batch_size: int
@@ -395,6 +400,8 @@ def _check_semantics(p: Profile, where: str) -> None:
         fail("training.checkpoint_every", "must be at least 1")
     if not 0 < p.sampling.ddim_steps <= p.scheduler.num_train_timesteps:
         fail("sampling.ddim_steps", "must be in 1..num_train_timesteps")
+    if not 0 < p.sampling.dpm_steps <= p.scheduler.num_train_timesteps:
+        fail("sampling.dpm_steps", "must be in 1..num_train_timesteps")
     if p.metrics.ms_ssim_kernel_size % 2 == 0:
         fail("metrics.ms_ssim_kernel_size", "must be odd")
     if 2 ** len(p.brain_age.channels) > min(p.data.shape):

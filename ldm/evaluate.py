@@ -42,6 +42,20 @@ def sample_set_metrics(volumes: np.ndarray, reference_features: np.ndarray, extr
             "n_pairs": ms["n_pairs"], "feature_extractor": extractor.name}
 
 
+def ceiling_rows(ae: torch.nn.Module, real: np.ndarray, reference_features: np.ndarray, extractor, cfg,
+                 blur_voxels: float = 0.5) -> dict:
+    """Two diagnostic Table 1 rows for real volumes (N, D, H, W): their autoencoder reconstructions (the
+    best an LDM sample can look: every sample is a decoded latent) and the same volumes blurred by a
+    Gaussian of ``blur_voxels`` sd (how much the metrics react to losing fine texture alone)."""
+    from scipy.ndimage import gaussian_filter
+
+    recons = reconstruct(ae, torch.as_tensor(real, dtype=torch.float32)[:, None])[:, 0].numpy()
+    blurred = np.stack([gaussian_filter(v, blur_voxels) for v in real])
+    return {"Autoencoder reconstructions": sample_set_metrics(recons, reference_features, extractor, cfg),
+            f"Real images blurred (sd {blur_voxels:g} voxel)": sample_set_metrics(blurred, reference_features,
+                                                                                 extractor, cfg)}
+
+
 def mean_image_correlation(volumes: np.ndarray, mean_image: np.ndarray) -> np.ndarray:
     """Pearson correlation of each volume with the cohort's mean image: a broken sample (holes, boxes,
     islands) falls below the range of real subjects. Used for the fraction of plausible samples."""

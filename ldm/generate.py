@@ -106,16 +106,26 @@ def covariate_matrix(rows: Sequence[Mapping[str, float]], profile: Profile, natu
     return torch.tensor([[r[c.name] for c in profile.data.covariates] for r in rows], dtype=torch.float32)
 
 
+def default_steps(profile: Profile, sampler: str | None = None, steps: int | None = None) -> tuple[str, int | None]:
+    """(sampler, network calls) with the profile's defaults for what is not given (DDPM: always 1000)."""
+    sampler = sampler or profile.sampling.sampler
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}: one of {SAMPLERS}")
+    if steps or sampler == "ddpm":
+        return sampler, steps
+    return sampler, profile.sampling.dpm_steps if sampler == "dpm++" else profile.sampling.ddim_steps
+
+
 @torch.no_grad()
-def generate(pipe: Pipeline, covariates: torch.Tensor, seeds: Sequence[int], sampler: str = "ddim",
+def generate(pipe: Pipeline, covariates: torch.Tensor, seeds: Sequence[int], sampler: str | None = None,
              steps: int | None = None, eta: float | None = None, batch_size: int | None = None,
              guidance_scale: float | None = None, decode_tile: int | tuple[int, ...] | None = None) -> np.ndarray:
     """Volumes (N, D, H, W) in [0, 1] for normalised covariates (N, 4), one seed per sample. Defaults
-    (steps, eta, batch size, guidance) come from the profile's ``sampling`` section. ``decode_tile``
+    (sampler, steps, eta, batch size, guidance) come from the profile's ``sampling`` section. ``decode_tile``
     decodes in tiles of that many voxels (``ldm.tiled_decode``: same result, a fraction of the memory)."""
     p = pipe.profile
     guidance_scale = p.sampling.guidance_scale if guidance_scale is None else guidance_scale
-    steps = steps or p.sampling.ddim_steps
+    sampler, steps = default_steps(p, sampler, steps)
     eta = p.sampling.ddim_eta if eta is None else eta
     batch_size = batch_size or p.sampling.batch_size
     shape = (p.autoencoder.latent_channels, *p.latent_shape)
@@ -128,10 +138,8 @@ def generate(pipe: Pipeline, covariates: torch.Tensor, seeds: Sequence[int], sam
             z = ddim_sample(eps_fn, x, pipe.betas, steps=steps, eta=eta, generator=gens)
         elif sampler == "ddpm":
             z = ddpm_sample(eps_fn, x, pipe.betas, generator=gens)
-        elif sampler == "dpm++":
+        else:  # dpm++
             z = dpm_solver_pp_sample(eps_fn, x, pipe.betas, steps=steps)
-        else:
-            raise ValueError(f"unknown sampler {sampler!r}: one of {SAMPLERS}")
         z = denormalise_latents(z, pipe.latent_mean, pipe.latent_std)
         x = decode_tiled(pipe.autoencoder, z, decode_tile) if decode_tile else pipe.autoencoder.decode(z)
         out.append(x.clamp(0, 1)[:, 0].cpu().numpy())

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from .checkpoints import resolve_weights
 from .conditioning import cohort_draw
 from .config import load_profile
-from .generate import SAMPLERS, Pipeline, covariate_matrix, generate, load_pipeline, sample_row
+from .generate import SAMPLERS, Pipeline, covariate_matrix, default_steps, generate, load_pipeline, sample_row
 from .io import atomic_write_table, atomic_write_text, write_nifti
 from .preprocess import load_preprocessed, target_grid
 
@@ -42,7 +42,7 @@ def done(out: Path, i: int) -> bool:
 
 
 def export(pipe: Pipeline, covariates: torch.Tensor, out: str | Path, seed: int = 0, rank: int = 0,
-           world: int = 1, batch_size: int | None = None, sampler: str = "ddim", progress: bool = True,
+           world: int = 1, batch_size: int | None = None, sampler: str | None = None, progress: bool = True,
            decode_tile: int | tuple[int, ...] | None = None) -> list[int]:
     """Make this rank's missing samples of ``covariates`` (N, 4, normalised); returns the indices made."""
     out = Path(out)
@@ -54,6 +54,7 @@ def export(pipe: Pipeline, covariates: torch.Tensor, out: str | Path, seed: int 
         for stale in out.glob(f".sub-{i:06d}*tmp*"):
             stale.unlink()
     batch_size = batch_size or p.sampling.batch_size
+    sampler, _ = default_steps(p, sampler)
     bar = tqdm(total=len(todo), desc=f"export rank {rank}", disable=not progress)
     for k in range(0, len(todo), batch_size):
         idx = todo[k:k + batch_size]
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--sampler", default="ddim", choices=list(SAMPLERS))
+    ap.add_argument("--sampler", default=None, choices=list(SAMPLERS), help="default: the profile's sampling.sampler")
     ap.add_argument("--batch-size", type=int, default=0)
     ap.add_argument("--decode-tile", default="",
                     help="decode in tiles of N or AxBxC voxels of the grid before the decoder's last upsampling "

@@ -120,15 +120,22 @@ def load_volumes(manifest: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class _AutoencoderPass(torch.nn.Module):
-    """encode -> reparameterise with given noise -> decode, as one forward (so DDP sees it)."""
+    """encode -> reparameterise with given noise -> decode, as one forward (so DDP sees it). With
+    ``freeze_encoder`` the encoding is a constant: only the decoder learns."""
 
     def __init__(self, ae):
         super().__init__()
         self.ae = ae
 
-    def forward(self, x: torch.Tensor, eps: torch.Tensor):
-        mu, sigma = self.ae.encode(x)
+    def forward(self, x: torch.Tensor, eps: torch.Tensor, freeze_encoder: bool = False):
+        with torch.no_grad() if freeze_encoder else contextlib.nullcontext():
+            mu, sigma = self.ae.encode(x)
         return self.ae.decode(mu + sigma * eps), mu, sigma
+
+
+def encoder_parameters(ae) -> list[torch.nn.Parameter]:
+    """Everything that maps an image to its latent (mu, sigma): what decoder fine-tuning keeps fixed."""
+    return [p for name, p in ae.named_parameters() if name.startswith(("encoder.", "quant_conv_"))]
 
 
 def kl_divergence(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -140,9 +147,13 @@ def kl_divergence(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 def train_autoencoder(profile: Profile, images: torch.Tensor, out_dir: str | Path, steps: int | None = None,
                       progress: bool = True) -> Path:
     """L1 + KL (+ perceptual when weights are given) + patch adversarial after a warm-up. Returns the
-    checkpoint path. Resumes from ``out_dir/autoencoder.pt`` when it holds fewer steps."""
+    checkpoint path. Resumes from ``out_dir/autoencoder.pt`` when it holds fewer steps.
+
+    Steps from ``training.autoencoder_steps`` on (``training.decoder_finetune_steps`` of them) train the
+    decoder alone: the encoder, and so every latent a diffusion model learns from, stays bit for bit
+    what it was, while the decoder (with the adversarial term, if it has joined) learns sharper images."""
     cfg = profile.training
-    steps = cfg.autoencoder_steps if steps is None else steps
+    steps = cfg.autoencoder_steps + cfg.decoder_finetune_steps if steps is None else steps
     rank, world, device = setup_distributed()
     out = Path(out_dir)
     ckpt_path = out / "autoencoder.pt"
@@ -159,8 +170,8 @@ def train_autoencoder(profile: Profile, images: torch.Tensor, out_dir: str | Pat
 
         perceptual = MedicalNetPerceptualLoss(cfg.perceptual_weights).to(device)
     model = _AutoencoderPass(ae)
-    if world > 1:
-        model, disc = DDP(model), DDP(disc)
+    if world > 1:  # the encoder gets no gradient while the decoder is fine-tuned
+        model, disc = DDP(model, find_unused_parameters=cfg.decoder_finetune_steps > 0), DDP(disc)
     adv = PatchAdversarialLoss(criterion="least_squares")
     per_rank = _split(cfg.autoencoder_batch_size, world)
     t0 = time.perf_counter()
@@ -171,12 +182,13 @@ def train_autoencoder(profile: Profile, images: torch.Tensor, out_dir: str | Pat
         latent_shape = (profile.autoencoder.latent_channels, *profile.latent_shape)
         eps = torch.stack([torch.randn(latent_shape, generator=sample_generator(cfg.seed, step, rank + world * j))
                            for j in range(per_rank)]).to(device)
+        decoder_only = step >= cfg.autoencoder_steps
         with autocast(device, cfg.precision):
-            recon, mu, sigma = model(x, eps)
+            recon, mu, sigma = model(x, eps, freeze_encoder=decoder_only)
         recon, mu, sigma = recon.float(), mu.float(), sigma.float()
         l1 = F.l1_loss(recon, x)
         kl = kl_divergence(mu, sigma)
-        loss = l1 + cfg.kl_weight * kl
+        loss = l1 if decoder_only else l1 + cfg.kl_weight * kl  # KL is a constant for the decoder
         p_loss = torch.zeros(())
         if perceptual is not None:
             p_loss = perceptual(recon, x)

@@ -19,7 +19,7 @@ import torch
 from IPython.display import display
 
 from .covariates import normalise
-from .generate import SAMPLERS, Pipeline, generate, save_samples
+from .generate import SAMPLERS, Pipeline, default_steps, generate, save_samples
 from .plotting import VIEWS, orthogonal_slices, stamp
 
 LOW, HIGH = -0.5, 2.0  # slider range in normalised units: beyond 0..1 is extrapolation
@@ -39,8 +39,9 @@ class SamplerApp:
                 style={"description_width": "170px"}, layout=w.Layout(width="520px"))
         self.sex = w.ToggleButtons(options=["F", "M"], value="F", description="sex")
         self.normalised = w.HTML()
-        self.sampler = w.Dropdown(options=list(SAMPLERS), value="ddim", description="sampler")
-        self.steps = w.IntSlider(value=p.sampling.ddim_steps, min=5, max=200, step=5, description="steps")
+        sampler, steps = default_steps(p)
+        self.sampler = w.Dropdown(options=list(SAMPLERS), value=sampler, description="sampler")
+        self.steps = w.IntSlider(value=steps, min=5, max=200, step=5, description="steps")
         self.guidance = w.FloatSlider(value=p.sampling.guidance_scale, min=0.0, max=5.0, step=0.25,
                                       description="guidance", disabled=not p.diffusion.null_token)
         self.seed = w.IntText(value=0, description="seed")

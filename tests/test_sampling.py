@@ -152,3 +152,18 @@ def test_dpm_solver_pp_in_20_steps_beats_ddim_in_50_on_gaussian_data():
     assert dpm20 < ddim50 and dpm20 < 0.04, (dpm20, ddim50)  # measured 0.032 vs 0.055
     grid = logsnr_timesteps(BETAS, 20)
     assert len(grid) == 20 and grid[0] == 999 and grid[-1] == 0 and grid == sorted(grid, reverse=True)
+
+
+def test_profile_sampler_defaults():
+    """Every caller that names no sampler gets the profile's, with that sampler's own step count."""
+    from ldm.config import load_profile
+    from ldm.generate import default_steps
+
+    assert default_steps(load_profile("paper")) == ("ddim", 50)  # the paper's
+    demo = load_profile("demo")
+    assert default_steps(demo) == ("dpm++", demo.sampling.dpm_steps)
+    assert default_steps(demo, "ddim") == ("ddim", demo.sampling.ddim_steps)
+    assert default_steps(demo, "dpm++", 7) == ("dpm++", 7)
+    assert default_steps(demo, "ddpm") == ("ddpm", None)  # always all 1000
+    with pytest.raises(ValueError, match="unknown sampler 'euler'"):
+        default_steps(demo, "euler")

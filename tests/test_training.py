@@ -166,3 +166,41 @@ def test_ema_forgets_the_initialisation_in_a_short_run(tmp_path):
     to_trained = (ck["ema"][key] - ck["model"][key]).norm()
     to_init = (ck["ema"][key] - w0[key]).norm()
     assert to_trained < to_init
+
+
+def test_decoder_finetuning_keeps_the_encoder_bit_for_bit(tmp_path):
+    """After training.autoencoder_steps the encoder is frozen: every latent stays what it was (so a
+    diffusion model trained on them stays valid) while the decoder, adversarial term on, goes on learning."""
+    from ldm.train import encoder_parameters
+
+    smoke = load_profile("smoke", {"training.autoencoder_steps": 3, "training.decoder_finetune_steps": 3,
+                                   "training.adversarial_warmup_steps": 3, "training.checkpoint_every": 3})
+    images = torch.rand(6, 1, *smoke.data.shape, generator=torch.Generator().manual_seed(0))
+    train_autoencoder(smoke, images, tmp_path, steps=3, progress=False)
+    before = load_checkpoint(tmp_path / "autoencoder.pt")
+    train_autoencoder(smoke, images, tmp_path, progress=False)  # the profile's 3 + 3 steps
+    after = load_checkpoint(tmp_path / "autoencoder.pt")
+    assert after["step"] == 6
+    ae = build_networks(smoke)[0]
+    frozen = {name for name, p in ae.named_parameters() if any(p is q for q in encoder_parameters(ae))}
+    assert frozen and any(name.startswith("quant_conv_mu") for name in frozen)
+    for name in frozen:
+        torch.testing.assert_close(after["model"][name], before["model"][name], rtol=0, atol=0, msg=name)
+    changed = [n for n, _ in ae.named_parameters() if n not in frozen
+               and not torch.equal(after["model"][n], before["model"][n])]
+    assert {n.split(".")[0] for n in changed} >= {"decoder", "post_quant_conv"}
+    assert all(h["generator_adversarial"] > 0 for h in after["history"][3:])  # the adversarial term joined
+
+
+def test_decoder_finetuning_runs_under_two_process_ddp(tmp_path, preprocessed):
+    """The encoder gets no gradient in the decoder phase: DDP must be told, or it stops with an error."""
+    overrides = json.dumps({"training.autoencoder_steps": 1, "training.decoder_finetune_steps": 2,
+                            "training.adversarial_warmup_steps": 1})
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "preprocessed").symlink_to(preprocessed[0], target_is_directory=True)
+    two = _run([str(BIN / "torchrun"), "--standalone", "--nproc_per_node=2", "-m", "ldm.train", "autoencoder",
+                "--profile", "smoke", "--overrides", overrides, "--run-dir", str(run)])
+    assert two.returncode == 0, two.stderr[-3000:]
+    ck = load_checkpoint(run / "models" / "autoencoder.pt")
+    assert ck["step"] == 3 and ck["world_size"] == 2
