@@ -106,3 +106,31 @@ def test_diversity_of_copies_is_one_and_of_distinct_volumes_lower():
     different = np.stack([brain_like(i) for i in range(5)])
     d = pair_diversity(different, ms_ssim, 6, cfg=CFG)
     assert d["mean"] < 0.999 and d["n_pairs"] == 6 and d["ci95"] > 0
+
+
+def test_ceiling_rows_of_a_perfect_autoencoder_equal_the_real_row():
+    """Chapter 4's diagnostic rows: a lossless autoencoder reconstructs the real set exactly, so its row
+    equals the real set's; the blurred row loses texture, so its pairs look more alike."""
+    from ldm.evaluate import ceiling_rows, sample_set_metrics
+    from ldm.metrics import feature_extractor
+
+    class Identity(torch.nn.Module):
+        def encode(self, x):
+            return x, torch.zeros_like(x)
+
+        def decode(self, z):
+            return z
+
+    cfg = load_profile("smoke").metrics
+    rng = np.random.default_rng(0)
+    real = np.clip(gaussian_filter(rng.random((10, 24, 28, 24)), (0, 1, 1, 1)) * 2 - 0.5
+                   + 0.1 * rng.standard_normal((10, 24, 28, 24)), 0, 1).astype(np.float32)
+    extractor = feature_extractor("")
+    reference = extractor(rng.random((12, 24, 28, 24)).astype(np.float32))
+    rows = ceiling_rows(Identity(), real, reference, extractor, cfg, blur_voxels=1.0)
+    exact = sample_set_metrics(real, reference, extractor, cfg)
+    recon = rows["Autoencoder reconstructions"]
+    assert recon["fid"] == pytest.approx(exact["fid"], rel=1e-6)
+    assert recon["ms_ssim"] == pytest.approx(exact["ms_ssim"], rel=1e-6)
+    blurred = rows["Real images blurred (sd 1 voxel)"]
+    assert blurred["ms_ssim"] > exact["ms_ssim"] + 0.05
