@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from ldm import book
+from ldm.config import load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,7 +100,9 @@ def test_evaluation_notebooks_fill_their_results_on_smoke(built_book):
     _, images = _outputs(root, "04_sampling_quality")
     assert len(images) == 1, "Fig. 1"
     table = json.loads((results / "table1.json").read_text())
-    assert set(table["rows"]) == {"LSGAN", "VAE-GAN", "LDM", "LDM + DDIM", "LDM + DPM-Solver++ 20", "Real images"}
+    fast = f"LDM + DPM-Solver++ {load_profile('smoke').sampling.dpm_steps}"  # the profile's step count
+    assert set(table["rows"]) == {"LSGAN", "VAE-GAN", "LDM", "LDM + DDIM", fast, "Real images"}
+    assert set(table["diagnostics"]) == {"Autoencoder reconstructions", "Real images blurred (sd 0.5 voxel)"}
     assert set(table["gan_weights"]) == {"LSGAN", "VAE-GAN"}  # smoke ships none: trained in the run
     assert (root / "runs" / "smoke" / "models" / "lsgan.pt").is_file()
     assert table["feature_extractor"].startswith("FALLBACK"), "no MedicalNet weights in CI: the fallback is named"
@@ -135,6 +138,10 @@ def test_privacy_chapter_audits_the_model_and_its_control(built_book):
     assert rec["n_samples"] == len(rec["sample_ncc"]) == 4 and len(rec["control_ncc"]) == rec["n_control"] == 4
     assert 0 <= rec["flag_rate"] <= 1 and 0 <= rec["control_flag_rate"] <= 1 and -1 <= rec["threshold"] <= 1
     assert "over-fitted control: 2 subjects, 20 steps" in rec["control_weights"]
+    # the blur-matched reference: test subjects through the autoencoder
+    assert len(rec["recon_test_ncc"]) == len(rec["test_ncc"])
+    assert max(rec["recon_test_ncc"]) == rec["threshold_reconstructions"]
+    assert 0 <= rec["flag_rate_reconstructions"] <= 1 and 0 <= rec["control_flag_rate_reconstructions"] <= 1
     page = (html / "book" / "notebooks" / "08_privacy.html").read_text()
     assert "does not prove privacy" in page
 
