@@ -14,15 +14,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ldm.checkpoints import shipped_dir  # noqa: E402
 from ldm.conditioning import sweep  # noqa: E402
 from ldm.config import load_profile  # noqa: E402
-from ldm.generate import generate, load_pipeline  # noqa: E402
+from ldm.generate import default_steps, generate, load_pipeline  # noqa: E402
 from ldm.plotting import sweep_figure  # noqa: E402
 
 profile = load_profile("demo")
 pipe = load_pipeline(profile, shipped_dir(profile))
 values = [0.05, 0.3, 0.6, 0.95]
 base = {"sex": "F", "age": 63, "ventricular_volume": 25_000, "brain_volume": 1_450_000}
+sampler, steps = default_steps(profile)
 vols = generate(pipe, sweep(base, "ventricular_volume", values, profile), [7] * len(values))
 fig = sweep_figure([("ventricles", [f"ventricular volume {v:g}" for v in values], list(vols))],
                    profile.data.voxel_size_mm, profile.name, pipe.weights,
-                   title="Demo model (4 mm, 2 CPU cores): one seed, requested ventricular volume rising")
+                   title=f"Demo model (4 mm, 2 CPU cores; {sampler}, {steps} steps): one seed, "
+                         "requested ventricular volume rising")
 fig.savefig(Path(__file__).with_name("samples_demo.png"), dpi=110)
