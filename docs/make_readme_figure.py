@@ -25,6 +25,5 @@ sampler, steps = default_steps(profile)
 vols = generate(pipe, sweep(base, "ventricular_volume", values, profile), [7] * len(values))
 fig = sweep_figure([("ventricles", [f"ventricular volume {v:g}" for v in values], list(vols))],
                    profile.data.voxel_size_mm, profile.name, pipe.weights,
-                   title=f"Demo model (4 mm, 2 CPU cores; {sampler}, {steps} steps): one seed, "
-                         "requested ventricular volume rising")
+                   title=f"Demo model ({sampler}, {steps} steps): one seed, ventricular volume rising")
 fig.savefig(Path(__file__).with_name("samples_demo.png"), dpi=110)
