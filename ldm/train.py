@@ -133,11 +133,6 @@ class _AutoencoderPass(torch.nn.Module):
         return self.ae.decode(mu + sigma * eps), mu, sigma
 
 
-def encoder_parameters(ae) -> list[torch.nn.Parameter]:
-    """Everything that maps an image to its latent (mu, sigma): what decoder fine-tuning keeps fixed."""
-    return [p for name, p in ae.named_parameters() if name.startswith(("encoder.", "quant_conv_"))]
-
-
 def kl_divergence(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, sigma^2) || N(0, 1)), summed over latent voxels, averaged over the batch."""
     kl = 0.5 * (mu.pow(2) + sigma.pow(2) - torch.log(sigma.pow(2) + 1e-12) - 1)
