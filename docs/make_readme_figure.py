@@ -22,7 +22,8 @@ pipe = load_pipeline(profile, shipped_dir(profile))
 values = [0.05, 0.3, 0.6, 0.95]
 base = {"sex": "F", "age": 63, "ventricular_volume": 25_000, "brain_volume": 1_450_000}
 sampler, steps = default_steps(profile)
-vols = generate(pipe, sweep(base, "ventricular_volume", values, profile), [7] * len(values))
+vols = generate(pipe, sweep(base, "ventricular_volume", values, profile), [7] * len(values), sampler=sampler,
+                steps=steps)
 fig = sweep_figure([("ventricles", [f"ventricular volume {v:g}" for v in values], list(vols))],
                    profile.data.voxel_size_mm, profile.name, pipe.weights,
                    title=f"Demo model ({sampler}, {steps} steps): one seed, ventricular volume rising")
