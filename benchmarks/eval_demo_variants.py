@@ -1,0 +1,126 @@
+"""Compare demo autoencoder + diffusion variants (e.g. from ``gpu_demo_retrain.py``) on the VALIDATION
+split only, so that choosing one never looks at the test subjects that Table 1 reports on.
+
+    python benchmarks/eval_demo_variants.py --run-dir runs/demo --variants checkpoints/demo runs/gpu/l1 ...
+
+For each variant folder (holding autoencoder.pt and diffusion.pt): reconstructions of the validation
+subjects (L1 inside the head, PSNR, FID against the training split, MS-SSIM of pairs) and samples drawn
+with validation covariates by the profile's default sampler (FID, MS-SSIM of pairs, fraction plausible:
+correlation with the training mean image at least the lowest validation subject's). Writes a markdown
+table and a figure (one axial slice per variant: a reconstruction and two samples) to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+import nibabel as nib
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ldm.conditioning import cohort_draw  # noqa: E402
+from ldm.config import load_profile  # noqa: E402
+from ldm.evaluate import mean_image_correlation, reconstruct, reconstruction_metrics, sample_set_metrics  # noqa: E402
+from ldm.generate import generate, load_pipeline  # noqa: E402
+from ldm.metrics import feature_extractor  # noqa: E402
+from ldm.numbers import machine  # noqa: E402
+from ldm.preprocess import load_preprocessed  # noqa: E402
+
+
+def volumes(table):
+    return np.stack([np.asarray(nib.load(p).dataobj, dtype=np.float32) for p in table["image"]])
+
+
+def evaluate(folder: Path, prof, val, reference, extractor, floor, mean_image, n_samples: int, seed: int) -> dict:
+    pipe = load_pipeline(prof, folder)
+    recons = reconstruct(pipe.autoencoder, torch.from_numpy(val)[:, None])
+    rec = reconstruction_metrics(torch.from_numpy(val)[:, None], recons)
+    recons = recons[:, 0].numpy()
+    t0 = time.perf_counter()
+    samples = generate(pipe, cohort_draw(VAL_TABLE, n_samples, seed=seed), list(range(seed, seed + n_samples)))
+    seconds = (time.perf_counter() - t0) / n_samples
+    ae = torch.load(folder / "autoencoder.pt", weights_only=True)
+    dm = torch.load(folder / "diffusion.pt", weights_only=True)
+    cfg = json.loads(ae["config"])["training"]
+    return {"variant": str(folder), "autoencoder_steps": ae["step"], "adversarial_weight": cfg["adversarial_weight"],
+            "adversarial_warmup_steps": cfg["adversarial_warmup_steps"], "batch": cfg["autoencoder_batch_size"],
+            "diffusion_steps": dm["step"], "diffusion_final_loss": dm["history"][-1]["loss"],
+            "reconstruction": {**rec, **sample_set_metrics(recons, reference, extractor, prof.metrics)},
+            "samples": {**sample_set_metrics(samples, reference, extractor, prof.metrics),
+                        "plausible": float((mean_image_correlation(samples, mean_image) >= floor).mean()),
+                        "seconds_per_sample": seconds},
+            "_show": (recons[0], samples[0], samples[1])}
+
+
+def main() -> None:
+    global VAL_TABLE
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run-dir", default="runs/demo")
+    ap.add_argument("--variants", nargs="+", required=True)
+    ap.add_argument("--n-samples", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=5000)
+    ap.add_argument("--out", default="benchmarks/results/demo_variants")
+    args = ap.parse_args()
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    prof = load_profile("demo")
+    pre = load_preprocessed(Path(args.run_dir) / "preprocessed")
+    VAL_TABLE = pre[pre["split"] == "validation"]
+    train, val = volumes(pre[pre["split"] == "train"]), volumes(VAL_TABLE)
+    extractor = feature_extractor(prof.metrics.fid_weights)
+    reference = extractor(train)
+    mean_image = train.mean(0)
+    floor = float(mean_image_correlation(val, mean_image).min())
+    real = sample_set_metrics(val, reference, extractor, prof.metrics)
+    rows = []
+    for v in args.variants:
+        rows.append(evaluate(Path(v), prof, val, reference, extractor, floor, mean_image, args.n_samples, args.seed))
+        print(json.dumps({k: x for k, x in rows[-1].items() if k != "_show"}), flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"# Demo variants on the validation split ({len(val)} subjects)", "",
+             f"Machine: {machine()}. FID features: {extractor.name}; reference: {len(train)} training volumes. "
+             f"Samples: {args.n_samples}, {prof.sampling.sampler} {prof.sampling.dpm_steps} steps, guidance "
+             f"{prof.sampling.guidance_scale}, covariates drawn from the validation subjects.", "",
+             f"Real validation images: FID {real['fid']:.4f}, MS-SSIM of pairs {real['ms_ssim']:.3f}.", "",
+             "| variant | AE steps (batch) | adversarial (from step) | diffusion steps | recon L1 head | recon PSNR "
+             "| recon FID | recon MS-SSIM | sample FID | sample MS-SSIM | plausible |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        rc, s = r["reconstruction"], r["samples"]
+        lines.append(f"| {r['variant']} | {r['autoencoder_steps']} ({r['batch']}) | {r['adversarial_weight']:g} "
+                     f"({r['adversarial_warmup_steps']}) | {r['diffusion_steps']} | {rc['l1_inside_head']:.4f} | "
+                     f"{rc['psnr_db']:.2f} | {rc['fid']:.4f} | {rc['ms_ssim']:.3f} | {s['fid']:.4f} | "
+                     f"{s['ms_ssim']:.3f} | {s['plausible']:.0%} |")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    out.with_suffix(".json").write_text(json.dumps({"real": real, "rows": [{k: x for k, x in r.items() if k != "_show"}
+                                                                            for r in rows]}, indent=2))
+    fig, axes = plt.subplots(len(rows) + 1, 3, figsize=(7, 2.6 * (len(rows) + 1)))
+    z = val.shape[-1] // 2
+    for ax, img, title in zip(axes[0], (val[0], val[1], val[2]), ("real 0", "real 1", "real 2")):
+        ax.imshow(np.rot90(img[:, :, z]), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(title, fontsize=8)
+    for row, r in zip(axes[1:], rows):
+        for ax, img, title in zip(row, r["_show"], ("reconstruction of real 0", "sample", "sample")):
+            ax.imshow(np.rot90(img[:, :, z]), cmap="gray", vmin=0, vmax=1)
+            ax.set_title(f"{Path(r['variant']).name}: {title}", fontsize=8)
+    for ax in axes.ravel():
+        ax.axis("off")
+    fig.suptitle(f"demo profile, validation split; {extractor.name}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out.with_suffix(".png"), dpi=90)
+    print(f"wrote {out.with_suffix('.md')}")
+
+
+VAL_TABLE = None
+
+if __name__ == "__main__":
+    main()
