@@ -42,7 +42,7 @@ VARIANTS = {
     "adv02": {"autoencoder_batch_size": 8, "adversarial_weight": 0.02, "warmup_fraction": 0.4},
 }
 DISCRIMINATOR_COST = 1.6   # an adversarial step's cost relative to an L1 step (CPU measured 1.3; margin)
-AE_SHARE = 0.72            # of each variant's time: autoencoder; the rest: encoding + diffusion
+AE_SHARE = float(os.environ.get("LDM_AE_SHARE", 0.72))  # of each variant's time: autoencoder; the rest: diffusion
 MAX_AE_STEPS, MAX_DIFFUSION_STEPS = 30000, 6000
 # --dry-run (a CPU check of the whole path): probes of 2 steps, step counts in units of 1
 PROBE, WARMUP_STEPS, UNIT = (2, 1, 1) if os.environ.get("LDM_DRY_RUN") else (60, 20, 100)
@@ -142,11 +142,11 @@ def export_variant(name: str, work: Path, out: Path) -> None:
                 tar.add(f, arcname=f.name)
 
 
-def train(data: Path, out: Path, budget: float, work: Path) -> None:
-    """All variants at once, one process each (the GPU is far from full with one), stopped at the budget."""
+def train(data: Path, out: Path, budget: float, work: Path, names: list[str]) -> None:
+    """The variants at once, one process each (the GPU is far from full with one), stopped at the budget."""
     deadline = T0 + budget
     procs = {}
-    for name in VARIANTS:
+    for name in names:
         (work / name).mkdir(parents=True, exist_ok=True)
         fh = open(work / name / "log.txt", "w")
         env = {**os.environ, "OMP_NUM_THREADS": "4", "PYTHONUNBUFFERED": "1", "LDM_T0": str(T0)}
@@ -176,6 +176,7 @@ if __name__ == "__main__":
     ap.add_argument("--work", default="/tmp/gpu_retrain")
     ap.add_argument("--budget", type=float, default=450)
     ap.add_argument("--variant", default="")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="train: comma-separated names")
     ap.add_argument("--deadline", type=float, default=0)
     args = ap.parse_args()
     if args.what == "pack":
@@ -184,4 +185,4 @@ if __name__ == "__main__":
         one(args.variant, Path(args.data), Path(args.work), args.deadline)
     else:
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        train(Path(args.data), Path(args.out), args.budget, Path(args.work))
+        train(Path(args.data), Path(args.out), args.budget, Path(args.work), args.variants.split(","))
