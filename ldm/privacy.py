@@ -12,6 +12,8 @@ bounded by (query block + chunk) x voxels, whatever the numbers of samples and t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -83,10 +85,15 @@ def train_memoriser(profile, pipe, images: np.ndarray, covariates: torch.Tensor,
     from .generate import Pipeline
     from .networks import build_unet
     from .sampling import schedule_betas
-    from .train import encode, load_checkpoint, train_diffusion
+    from .train import StaleCheckpointError, encode, load_checkpoint, train_diffusion
 
     latents = encode(pipe.autoencoder, torch.as_tensor(images, dtype=torch.float32)[:, None])
-    path = train_diffusion(profile, latents, covariates, out_dir, steps=steps, progress=progress)
+    try:
+        path = train_diffusion(profile, latents, covariates, out_dir, steps=steps, progress=progress)
+    except StaleCheckpointError:  # left by an earlier autoencoder: kept aside, and the control retrained
+        stale = Path(out_dir) / "diffusion.pt"
+        stale.replace(stale.with_suffix(".pt.stale"))
+        path = train_diffusion(profile, latents, covariates, out_dir, steps=steps, progress=progress)
     ck = load_checkpoint(path)
     unet = build_unet(profile.diffusion, profile.autoencoder.latent_channels)
     unet.load_state_dict(ck["model"])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import hashlib
 import json
 import logging
 import os
@@ -272,6 +273,7 @@ def train_diffusion(profile: Profile, latents: torch.Tensor, covariates: torch.T
     unet = build_unet(profile.diffusion, profile.autoencoder.latent_channels).to(device, memory_format=CHANNELS_LAST)
     ema = copy.deepcopy(unet).requires_grad_(False)
     opt = torch.optim.Adam(unet.parameters(), lr=cfg.diffusion_lr)
+    check_same_latents(ckpt_path, latent_mean, latent_std)
     start, history = resume(ckpt_path, profile, "diffusion", {"model": unet, "ema": ema, "optimizer": opt})
     model = DDP(unet) if world > 1 else unet
     sched = profile.scheduler
@@ -320,6 +322,28 @@ def train_diffusion(profile: Profile, latents: torch.Tensor, covariates: torch.T
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+
+class StaleCheckpointError(RuntimeError):
+    """A checkpoint that would resume on other data than it was trained on."""
+
+
+def check_same_latents(path: Path, mean: torch.Tensor, std: torch.Tensor) -> None:
+    """Refuse to resume a diffusion model on latents other than its own (e.g. after the autoencoder was
+    retrained): the per-channel statistics it stored must be those of the latents given now."""
+    if not path.is_file():
+        return
+    ck = load_checkpoint(path)
+    if not (torch.allclose(ck["latent_mean"], mean, rtol=1e-4, atol=1e-6)
+            and torch.allclose(ck["latent_std"], std, rtol=1e-4, atol=1e-6)):
+        raise StaleCheckpointError(
+            f"{path}: trained on other latents (their per-channel mean/std differ: the autoencoder changed?); "
+            "move it away to train a new diffusion model on these latents")
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file: which autoencoder checkpoint a set of latents came from."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _split(global_batch_size: int, world: int) -> int:
@@ -392,9 +416,22 @@ def write_latents(profile: Profile, run: Path, path: Path) -> Path:
     ae = build_autoencoder(profile.autoencoder)
     ae.load_state_dict(ck["model"])
     images, covariates = load_volumes(load_preprocessed(run / "preprocessed").query("split == 'train'"))
+    return save_latents(path, encode(ae, images), covariates, run / "models" / "autoencoder.pt")
+
+
+def save_latents(path: Path, latents: torch.Tensor, covariates: torch.Tensor, autoencoder: Path) -> Path:
+    """{'latents', 'covariates', 'autoencoder_sha256'} at ``path``: the digest names the autoencoder
+    checkpoint that encoded them, so latents left from an earlier autoencoder are never reused."""
     with atomic_path(path) as tmp:
-        torch.save({"latents": encode(ae, images), "covariates": covariates}, tmp)
+        torch.save({"latents": latents, "covariates": covariates, "autoencoder_sha256": file_digest(autoencoder)}, tmp)
     return path
+
+
+def latents_are_current(path: Path, autoencoder: Path) -> bool:
+    """Whether ``path`` holds the latents of exactly this autoencoder checkpoint (written by write_latents)."""
+    if not path.is_file():
+        return False
+    return torch.load(path, weights_only=True).get("autoencoder_sha256") == file_digest(autoencoder)
 
 
 def train_on_images(kind: str, profile: Profile, run: Path, steps: int | None = None, progress: bool = True) -> Path:
@@ -438,8 +475,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         latents_path = Path(args.latents) if args.latents else models / "latents.pt"
         rank, world, _ = setup_distributed()
-        if not latents_path.is_file() and not args.latents and rank == 0:
-            write_latents(profile, run, latents_path)
+        if not args.latents and rank == 0 and not latents_are_current(latents_path, models / "autoencoder.pt"):
+            write_latents(profile, run, latents_path)  # missing, or encoded by another autoencoder
         _barrier(world)
         data = torch.load(latents_path, weights_only=True)
         train_diffusion(profile, data["latents"], data["covariates"], models, steps=args.steps)

@@ -36,3 +36,31 @@ def test_ncc_ignores_brightness_and_contrast_and_respects_the_mask():
     y[mask] = x[0][mask]  # identical inside the mask only
     _, ncc = nearest_neighbours(y[None], x[:1], mask)
     assert ncc[0] > 0.99999
+
+
+def test_control_left_by_another_autoencoder_is_set_aside_and_retrained(tmp_path):
+    """The positive control is cached in the run folder; after the autoencoder changes it is trained again
+    on the new latents (the old checkpoint kept beside it), never resumed on them."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from ldm.config import load_profile
+    from ldm.networks import build_autoencoder
+    from ldm.privacy import CONTROL_OVERRIDES, train_memoriser
+    from ldm.train import load_checkpoint
+
+    prof = load_profile("smoke", {**CONTROL_OVERRIDES, "training.checkpoint_every": 2})
+    images = np.random.default_rng(0).random((2, *prof.data.shape), dtype=np.float32)
+    c = torch.rand(2, 4, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    first = SimpleNamespace(autoencoder=build_autoencoder(prof.autoencoder).eval(), device="cpu")
+    train_memoriser(prof, first, images, c, tmp_path, steps=2)
+    old = load_checkpoint(tmp_path / "diffusion.pt")
+    torch.manual_seed(1)
+    second = SimpleNamespace(autoencoder=build_autoencoder(prof.autoencoder).eval(), device="cpu")
+    control = train_memoriser(prof, second, images, c, tmp_path, steps=2)
+    new = load_checkpoint(tmp_path / "diffusion.pt")
+    assert (tmp_path / "diffusion.pt.stale").is_file()
+    assert new["step"] == 2 and not torch.equal(new["latent_mean"], old["latent_mean"])
+    assert control.autoencoder is second.autoencoder

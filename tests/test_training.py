@@ -203,3 +203,35 @@ def test_decoder_finetuning_runs_under_two_process_ddp(tmp_path, preprocessed):
     assert two.returncode == 0, two.stderr[-3000:]
     ck = load_checkpoint(run / "models" / "autoencoder.pt")
     assert ck["step"] == 3 and ck["world_size"] == 2
+
+
+def test_diffusion_refuses_to_resume_on_other_latents(tmp_path):
+    """A diffusion checkpoint left from an earlier autoencoder must not silently go on training (or be
+    finished) on new latents: the error names the file, and the checkpoint is left as it was."""
+    from ldm.train import StaleCheckpointError, train_diffusion
+
+    smoke = load_profile("smoke")
+    z = torch.randn(8, 3, 10, 14, 10, generator=torch.Generator().manual_seed(0))
+    c = torch.rand(8, 4, generator=torch.Generator().manual_seed(1))
+    path = train_diffusion(smoke, z, c, tmp_path, steps=2, progress=False)
+    train_diffusion(smoke, z, c, tmp_path, steps=3, progress=False)  # the same latents resume
+    assert load_checkpoint(path)["step"] == 3
+    before = path.read_bytes()
+    with pytest.raises(StaleCheckpointError, match=str(path)):
+        train_diffusion(smoke, 2 * z + 1, c, tmp_path, steps=4, progress=False)
+    assert path.read_bytes() == before
+
+
+def test_cached_latents_follow_their_autoencoder(tmp_path):
+    """latents.pt names the autoencoder checkpoint it was encoded by; another checkpoint makes it stale."""
+    from ldm.train import latents_are_current, save_latents
+
+    ae = tmp_path / "autoencoder.pt"
+    torch.save({"model": {"w": torch.zeros(3)}}, ae)
+    path = save_latents(tmp_path / "latents.pt", torch.zeros(2, 3, 1, 1, 1), torch.zeros(2, 4), ae)
+    assert latents_are_current(path, ae)
+    torch.save({"model": {"w": torch.ones(3)}}, ae)  # the autoencoder was retrained
+    assert not latents_are_current(path, ae)
+    torch.save({"latents": torch.zeros(2, 3, 1, 1, 1), "covariates": torch.zeros(2, 4)}, path)  # an old file
+    assert not latents_are_current(path, ae)
+    assert not latents_are_current(tmp_path / "missing.pt", ae)
