@@ -18,9 +18,9 @@ import torch
 from .checkpoints import SHIPPED_DIR, load_checked, model_state
 from .config import Profile
 from .covariates import denormalise, normalise
+from .grid import target_grid
 from .io import atomic_write_table, write_nifti
 from .networks import build_autoencoder, build_unet, condition_vector, conditioning_inputs
-from .preprocess import target_grid
 from .sampling import (
     alphas_cumprod,
     ddim_sample,

@@ -26,6 +26,7 @@ import pandas as pd
 import SimpleITK as sitk
 
 from .config import DataConfig, PreprocessingConfig, Profile, config_fingerprint
+from .grid import target_grid
 from .io import DataError, OutputError, atomic_path, atomic_write_table, read_image, write_nifti
 from .parallel import imap
 from .template import load_template_t1
@@ -33,15 +34,6 @@ from .template import load_template_t1
 log = logging.getLogger(__name__)
 
 LPS = np.diag([-1.0, -1.0, 1.0])  # NIfTI world is RAS, ITK physical space is LPS
-
-
-def target_grid(data: DataConfig) -> tuple[np.ndarray, tuple[int, int, int]]:
-    """RAS affine and shape of the profile's output grid: ``shape`` voxels centred on ``fov_center_mm``."""
-    v = data.voxel_size_mm
-    shape = tuple(int(s) for s in data.shape)
-    affine = np.diag([v, v, v, 1.0])
-    affine[:3, 3] = np.asarray(data.fov_center_mm) - v * (np.asarray(shape) - 1) / 2
-    return affine, shape
 
 
 def to_sitk(data: np.ndarray, affine: np.ndarray) -> sitk.Image:

@@ -29,8 +29,9 @@ from .checkpoints import resolve_weights
 from .conditioning import cohort_draw
 from .config import load_profile
 from .generate import SAMPLERS, Pipeline, covariate_matrix, default_steps, generate, load_pipeline, sample_row
+from .grid import target_grid
 from .io import atomic_write_table, atomic_write_text, write_nifti
-from .preprocess import load_preprocessed, target_grid
+from .preprocess import load_preprocessed
 
 
 def sample_name(i: int) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 from scipy.ndimage import distance_transform_edt, map_coordinates
 
 from .config import DataConfig
-from .preprocess import target_grid
+from .grid import target_grid
 from .template import load_template
 
 

@@ -64,8 +64,8 @@ def _train_cmd(run_dir, latents, steps, extra=()):
             "--run-dir", str(run_dir), "--latents", str(latents), "--steps", str(steps)]
 
 
-def _run(cmd, **kw):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+def _run(cmd, env_extra=None, **kw):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, **kw)
 
 
@@ -235,3 +235,14 @@ def test_cached_latents_follow_their_autoencoder(tmp_path):
     torch.save({"latents": torch.zeros(2, 3, 1, 1, 1), "covariates": torch.zeros(2, 4)}, path)  # an old file
     assert not latents_are_current(path, ae)
     assert not latents_are_current(tmp_path / "missing.pt", ae)
+
+
+def test_training_and_sampling_need_no_registration_library(tmp_path):
+    """A GPU host that trains or samples from packed or preprocessed data needs no SimpleITK (only
+    preprocessing registers images): the training, checkpoint and sampling modules import without it."""
+    (tmp_path / "SimpleITK.py").write_text("raise ImportError('SimpleITK is not installed here')\n")
+    code = "import ldm.train, ldm.checkpoints, ldm.generate, ldm.ventricles, ldm.privacy"
+    proc = _run([sys.executable, "-c", code], env_extra={"PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    fails = _run([sys.executable, "-c", "import ldm.preprocess"], env_extra={"PYTHONPATH": str(tmp_path)})
+    assert "SimpleITK is not installed here" in fails.stderr  # the fake module is really in the way
