@@ -38,13 +38,15 @@ def volumes(table):
     return np.stack([np.asarray(nib.load(p).dataobj, dtype=np.float32) for p in table["image"]])
 
 
-def evaluate(folder: Path, prof, val, reference, extractor, floor, mean_image, n_samples: int, seed: int) -> dict:
+def evaluate(folder: Path, prof, val, reference, extractor, floor, mean_image, n_samples: int, seed: int,
+             guidance: float | None = None) -> dict:
     pipe = load_pipeline(prof, folder)
     recons = reconstruct(pipe.autoencoder, torch.from_numpy(val)[:, None])
     rec = reconstruction_metrics(torch.from_numpy(val)[:, None], recons)
     recons = recons[:, 0].numpy()
     t0 = time.perf_counter()
-    samples = generate(pipe, cohort_draw(VAL_TABLE, n_samples, seed=seed), list(range(seed, seed + n_samples)))
+    samples = generate(pipe, cohort_draw(VAL_TABLE, n_samples, seed=seed), list(range(seed, seed + n_samples)),
+                       guidance_scale=guidance)
     seconds = (time.perf_counter() - t0) / n_samples
     ae = torch.load(folder / "autoencoder.pt", weights_only=True)
     dm = torch.load(folder / "diffusion.pt", weights_only=True)
@@ -67,6 +69,7 @@ def main() -> None:
     ap.add_argument("--n-samples", type=int, default=40)
     ap.add_argument("--seed", type=int, default=5000)
     ap.add_argument("--out", default="benchmarks/results/demo_variants")
+    ap.add_argument("--guidance", type=float, default=None, help="default: the profile's sampling.guidance_scale")
     args = ap.parse_args()
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -82,14 +85,16 @@ def main() -> None:
     real = sample_set_metrics(val, reference, extractor, prof.metrics)
     rows = []
     for v in args.variants:
-        rows.append(evaluate(Path(v), prof, val, reference, extractor, floor, mean_image, args.n_samples, args.seed))
+        rows.append(evaluate(Path(v), prof, val, reference, extractor, floor, mean_image, args.n_samples, args.seed,
+                             args.guidance))
         print(json.dumps({k: x for k, x in rows[-1].items() if k != "_show"}), flush=True)
+    guidance = prof.sampling.guidance_scale if args.guidance is None else args.guidance
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"# Demo variants on the validation split ({len(val)} subjects)", "",
              f"Machine: {machine()}. FID features: {extractor.name}; reference: {len(train)} training volumes. "
              f"Samples: {args.n_samples}, {prof.sampling.sampler} {prof.sampling.dpm_steps} steps, guidance "
-             f"{prof.sampling.guidance_scale}, covariates drawn from the validation subjects.", "",
+             f"{guidance}, covariates drawn from the validation subjects.", "",
              f"Real validation images: FID {real['fid']:.4f}, MS-SSIM of pairs {real['ms_ssim']:.3f}.", "",
              "| variant | AE steps (batch) | adversarial (from step) | diffusion steps | recon L1 head | recon PSNR "
              "| recon FID | recon MS-SSIM | sample FID | sample MS-SSIM | plausible |",
