@@ -1,14 +1,18 @@
 """Retrain the demo autoencoder (several recipes side by side) and, on each, the demo diffusion model,
 on one GPU, from a packed copy of a demo run's training split; export each pair for evaluation here.
 
-Why: the demo's FID and MS-SSIM gap comes from its autoencoder (notebook 04's diagnostic rows:
-reconstructions of real subjects score what the samples score), which 800 CPU steps leave blurry.
-A GPU affords many more steps, with and without the adversarial term, in minutes.
+Why: the demo's FID and MS-SSIM gap came from its first autoencoder (notebook 04's diagnostic rows:
+reconstructions of real subjects scored what the samples scored), which 800 CPU steps left blurry.
+A GPU affords many more steps, with and without the adversarial term, in minutes. The run of 2026-11-27
+on one NVIDIA H200 and the choice among its variants: benchmarks/results/demo_variants_2026-11-27.md
+(``adv005`` is the shipped pair; the demo profile's ``training`` section is its recipe).
 
     # here (CPU): pack the training split (lossless to 8e-6: uint16 fixed point, lzma)
     python benchmarks/gpu_demo_retrain.py pack --run-dir runs/demo --to .gpu
     # on the GPU machine: every variant at once, all stopped by --budget seconds from the start
-    python benchmarks/gpu_demo_retrain.py train --data .gpu --out $OUT --budget 450
+    python benchmarks/gpu_demo_retrain.py train --data .gpu --out $OUT --budget 450 [--variants adv005]
+    # here again: compare them on the validation split
+    python benchmarks/eval_demo_variants.py --variants checkpoints/demo <unpacked variant folders>
 
 Each variant is the demo profile with a few ``training`` overrides (VARIANTS). Its step counts are set
 from its own measured speed, so all finish inside the budget: a short probe run times the autoencoder
@@ -44,7 +48,7 @@ VARIANTS = {
 DISCRIMINATOR_COST = 1.6   # an adversarial step's cost relative to an L1 step (CPU measured 1.3; margin)
 AE_SHARE = float(os.environ.get("LDM_AE_SHARE", 0.72))  # of each variant's time: autoencoder; the rest: diffusion
 MAX_AE_STEPS, MAX_DIFFUSION_STEPS = 30000, 6000
-# --dry-run (a CPU check of the whole path): probes of 2 steps, step counts in units of 1
+# LDM_DRY_RUN=1 (a CPU check of the whole path): probes of 2 steps, step counts in units of 1
 PROBE, WARMUP_STEPS, UNIT = (2, 1, 1) if os.environ.get("LDM_DRY_RUN") else (60, 20, 100)
 
 
