@@ -273,8 +273,9 @@ def train_diffusion(profile: Profile, latents: torch.Tensor, covariates: torch.T
     unet = build_unet(profile.diffusion, profile.autoencoder.latent_channels).to(device, memory_format=CHANNELS_LAST)
     ema = copy.deepcopy(unet).requires_grad_(False)
     opt = torch.optim.Adam(unet.parameters(), lr=cfg.diffusion_lr)
-    check_same_latents(ckpt_path, latent_mean, latent_std)
-    start, history = resume(ckpt_path, profile, "diffusion", {"model": unet, "ema": ema, "optimizer": opt})
+    # a checkpoint left from other latents (the autoencoder changed) must not resume on these
+    start, history = resume(ckpt_path, profile, "diffusion", {"model": unet, "ema": ema, "optimizer": opt},
+                            same={"latent_mean": latent_mean, "latent_std": latent_std})
     model = DDP(unet) if world > 1 else unet
     sched = profile.scheduler
     betas = schedule_betas(sched)
@@ -328,22 +329,10 @@ class StaleCheckpointError(RuntimeError):
     """A checkpoint that would resume on other data than it was trained on."""
 
 
-def check_same_latents(path: Path, mean: torch.Tensor, std: torch.Tensor) -> None:
-    """Refuse to resume a diffusion model on latents other than its own (e.g. after the autoencoder was
-    retrained): the per-channel statistics it stored must be those of the latents given now."""
-    if not path.is_file():
-        return
-    ck = load_checkpoint(path)
-    if not (torch.allclose(ck["latent_mean"], mean, rtol=1e-4, atol=1e-6)
-            and torch.allclose(ck["latent_std"], std, rtol=1e-4, atol=1e-6)):
-        raise StaleCheckpointError(
-            f"{path}: trained on other latents (their per-channel mean/std differ: the autoencoder changed?); "
-            "move it away to train a new diffusion model on these latents")
-
-
 def file_digest(path: Path) -> str:
-    """SHA-256 of a file: which autoencoder checkpoint a set of latents came from."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """SHA-256 of a file, read in blocks: which autoencoder checkpoint a set of latents came from."""
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _split(global_batch_size: int, world: int) -> int:
@@ -366,13 +355,21 @@ def _config_record(profile: Profile) -> str:
     return json.dumps({"name": profile.name, "fingerprint": profile.fingerprint(), **profile.to_dict()}, default=list)
 
 
-def resume(path: Path, profile: Profile, section: str, parts: dict) -> tuple[int, list[dict]]:
+def resume(path: Path, profile: Profile, section: str, parts: dict,
+           same: dict[str, torch.Tensor] | None = None) -> tuple[int, list[dict]]:
     """Load each of ``parts`` (name in the checkpoint -> module or optimizer) from ``path`` if it exists;
-    returns (steps done, loss history). A checkpoint of another architecture is refused."""
+    returns (steps done, loss history). A checkpoint of another architecture is refused, and so is one
+    whose stored data statistics differ from ``same`` (name -> tensor: e.g. the latents' mean and std),
+    which would resume training on other data (``StaleCheckpointError``; the file is left as it is)."""
     if not path.is_file():
         return 0, []
     ck = load_checkpoint(path)
     check_architecture(ck, profile, section, path)
+    for key, now in (same or {}).items():
+        if not torch.allclose(ck[key], now, rtol=1e-4, atol=1e-6):
+            raise StaleCheckpointError(
+                f"{path}: trained on other data (its {key} differs: the autoencoder changed?); "
+                "move it away to train anew on these")
     for key, obj in parts.items():
         obj.load_state_dict(ck[key])
     return int(ck["step"]), list(ck["history"])
@@ -431,7 +428,8 @@ def latents_are_current(path: Path, autoencoder: Path) -> bool:
     """Whether ``path`` holds the latents of exactly this autoencoder checkpoint (written by write_latents)."""
     if not path.is_file():
         return False
-    return torch.load(path, weights_only=True).get("autoencoder_sha256") == file_digest(autoencoder)
+    # memory-mapped: only the digest is read, not the (paper size: GBs of) latents
+    return torch.load(path, weights_only=True, mmap=True).get("autoencoder_sha256") == file_digest(autoencoder)
 
 
 def train_on_images(kind: str, profile: Profile, run: Path, steps: int | None = None, progress: bool = True) -> Path:
