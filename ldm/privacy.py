@@ -13,9 +13,13 @@ bounded by (query block + chunk) x voxels, whatever the numbers of samples and t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def unit_rows(volumes: np.ndarray, mask: np.ndarray | None = None) -> torch.Tensor:
@@ -76,33 +80,109 @@ CONTROL_OVERRIDES = {"diffusion.channels": [16, 32], "diffusion.num_head_channel
                      "training.ema_decay": 0.0, "training.checkpoint_every": 500}
 
 
+def control_profile(profile: str | Path, overrides: dict | None = None):
+    """The positive control's profile: ``profile`` (with ``overrides``) and ``CONTROL_OVERRIDES``, its
+    diffusion budget ``privacy.control_steps``. Notebook 08, ``ldm.ship`` and the tests share it."""
+    from .config import load_profile
+
+    steps = load_profile(profile, overrides).privacy.control_steps
+    return load_profile(profile, {**(overrides or {}), **CONTROL_OVERRIDES, "training.diffusion_steps": steps})
+
+
 def train_memoriser(profile, pipe, images: np.ndarray, covariates: torch.Tensor, out_dir, steps: int,
-                    progress: bool = False):
+                    shipped: Path | None = None, progress: bool = False):
     """A Pipeline whose diffusion model has memorised ``images`` (a handful of training volumes, (n, D, H, W)).
 
-    ``profile`` is the notebook's profile loaded with ``CONTROL_OVERRIDES``; ``pipe`` supplies the
-    autoencoder. Trained (or resumed) in ``out_dir``; the weights are the last ones (no EMA lag)."""
+    ``profile`` is ``control_profile(...)``; ``pipe`` supplies the autoencoder. A ``shipped`` control
+    (``checkpoints/<profile>/privacy_control.pt``) is used when it memorised these latents for these
+    steps; otherwise the control is trained (or resumed) in ``out_dir``. The weights are the last ones
+    (no EMA lag)."""
     from .generate import Pipeline
     from .networks import build_unet
     from .sampling import schedule_betas
     from .train import StaleCheckpointError, encode, load_checkpoint, train_diffusion
 
     latents = encode(pipe.autoencoder, torch.as_tensor(images, dtype=torch.float32)[:, None])
-    try:
-        path = train_diffusion(profile, latents, covariates, out_dir, steps=steps, progress=progress)
-    except StaleCheckpointError:  # left by an earlier autoencoder: kept aside, and the control retrained
-        stale = Path(out_dir) / "diffusion.pt"
-        stale.replace(stale.with_suffix(".pt.stale"))
-        path = train_diffusion(profile, latents, covariates, out_dir, steps=steps, progress=progress)
+    path = shipped if _shipped_control_fits(shipped, profile, latents, steps) else None
+    if path is None:
+        try:
+            path = train_diffusion(profile, latents, covariates, out_dir, steps=steps, progress=progress)
+        except StaleCheckpointError:  # left by an earlier autoencoder: kept aside, and the control retrained
+            stale = Path(out_dir) / "diffusion.pt"
+            stale.replace(stale.with_suffix(".pt.stale"))
+            path = train_diffusion(profile, latents, covariates, out_dir, steps=steps, progress=progress)
     ck = load_checkpoint(path)
     unet = build_unet(profile.diffusion, profile.autoencoder.latent_channels)
     unet.load_state_dict(ck["model"])
-    return Pipeline(profile, pipe.autoencoder, unet.eval(), ck["latent_mean"], ck["latent_std"],
+    where = " (shipped)" if path == shipped else ""
+    return Pipeline(profile, pipe.autoencoder, unet.eval(), ck["latent_mean"].float(), ck["latent_std"].float(),
                     schedule_betas(profile.scheduler),
-                    f"over-fitted control: {len(images)} subjects, {ck['step']} steps", pipe.device)
+                    f"over-fitted control{where}: {len(images)} subjects, {ck['step']} steps", pipe.device)
+
+
+def _shipped_control_fits(shipped: Path | None, profile, latents: torch.Tensor, steps: int) -> bool:
+    """Whether a shipped control memorised exactly these latents (the same subjects through the same
+    autoencoder: their per-channel statistics agree to float noise) for ``steps`` steps. If not, it says
+    why, and the control is trained here."""
+    from .train import check_architecture, latent_statistics, load_checkpoint
+
+    if shipped is None or not Path(shipped).is_file():
+        return False
+    ck = load_checkpoint(shipped)
+    check_architecture(ck, profile, "diffusion", Path(shipped))
+    mean, std = latent_statistics(latents, profile.diffusion.latent_normalisation)
+    if ck["step"] != steps:
+        reason = f"it has {ck['step']} steps, the profile asks for {steps}"
+    elif not (torch.allclose(ck["latent_mean"].float(), mean, rtol=1e-3, atol=1e-4)
+              and torch.allclose(ck["latent_std"].float(), std, rtol=1e-3, atol=1e-4)):
+        reason = "it memorised other latents (another autoencoder, or other subjects)"
+    else:
+        return True
+    print(f"{shipped}: not used ({reason}); training the control here")
+    return False
 
 
 def head_mask(train: np.ndarray, level: float = 0.1) -> np.ndarray:
     """Voxels inside the head on average over the training set: NCC is taken there, so the empty
     background (identical in every volume) does not make every pair look alike."""
     return np.asarray(train).mean(0) > level
+
+
+def control_subjects(preprocessed, k: int) -> tuple[np.ndarray, torch.Tensor, pd.DataFrame]:
+    """The control's memorised subjects: the first ``k`` of the training split, as (volumes (k, D, H, W),
+    normalised covariates (k, 4), their rows)."""
+    import nibabel as nib
+
+    from .conditioning import NORM_COLUMNS
+
+    rows = preprocessed[preprocessed["split"] == "train"].iloc[:k]
+    images = np.stack([np.asarray(nib.load(p).dataobj, dtype=np.float32) for p in rows["image"]])
+    return images, torch.tensor(rows[list(NORM_COLUMNS)].to_numpy(np.float32)), rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train the positive control of a run (what ``ldm.ship`` exports as ``privacy_control.pt``)."""
+    import argparse
+
+    from .generate import load_pipeline
+    from .preprocess import load_preprocessed
+
+    ap = argparse.ArgumentParser(description="Train the over-fitted privacy control in RUN/models/privacy_control "
+                                             "(the autoencoder: RUN/models/autoencoder.pt).")
+    ap.add_argument("--profile", default="smoke")
+    ap.add_argument("--run-dir", required=True)
+    args = ap.parse_args(argv)
+    from .config import load_profile
+
+    profile, control = load_profile(args.profile), control_profile(args.profile)
+    run = Path(args.run_dir)
+    pipe = load_pipeline(profile, run / "models")
+    k = profile.privacy.control_subjects
+    images, covariates, rows = control_subjects(load_preprocessed(run / "preprocessed"), k)
+    result = train_memoriser(control, pipe, images, covariates, run / "models" / "privacy_control",
+                             steps=profile.privacy.control_steps, progress=True)
+    print(f"{result.weights}: {', '.join(rows['participant_id'])}")
+
+
+if __name__ == "__main__":
+    main()

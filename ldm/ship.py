@@ -9,7 +9,8 @@ Every step is one of the project's own commands, run as a subprocess and timed:
     3. python -m ldm.train diffusion    (encodes the training split first)
     4. python -m ldm.train brain_age    (Fig. 3's age panel)
     5. python -m ldm.train lsgan, vaegan (Table 1's baselines)
-    6. export: weights only (EMA for the diffusion model) in float16, with the profile inside
+    6. python -m ldm.privacy            (chapter 8's over-fitted positive control, on the new autoencoder)
+    7. export: weights only (EMA for the diffusion model) in float16, with the profile inside
 
 ``--only brain_age,lsgan`` trains and exports just those networks and adds them to the existing record.
 
@@ -36,12 +37,21 @@ from .checkpoints import SHIPPED_DIR, export, load_checked
 from .config import load_profile
 from .io import atomic_write_text
 from .plotting import loss_curves
+from .privacy import control_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 CURVES = {"autoencoder": ["l1", "kl", "generator_adversarial", "discriminator"], "diffusion": ["loss"],
           "brain_age": ["l1_years"], "lsgan": ["generator_adversarial", "discriminator"],
-          "vaegan": ["l1", "kl", "generator_adversarial", "discriminator"]}
+          "vaegan": ["l1", "kl", "generator_adversarial", "discriminator"], "privacy_control": ["loss"]}
 NETWORKS = tuple(CURVES)
+# network -> (the command that trains it in RUN, its checkpoint in RUN/models, its profile section kind)
+TRAINED_BY = {kind: (["-m", "ldm.train", kind], f"{kind}.pt", kind) for kind in NETWORKS if kind != "privacy_control"}
+TRAINED_BY["privacy_control"] = (["-m", "ldm.privacy"], "privacy_control/diffusion.pt", "diffusion")
+
+
+def network_profile(kind: str, profile: str):
+    """The profile a shipped network was trained under: the control's is ``control_profile``."""
+    return control_profile(profile) if kind == "privacy_control" else load_profile(profile)
 
 
 def cpu_name(default: str = "") -> str:
@@ -108,15 +118,16 @@ def main(argv: list[str] | None = None) -> int:
     t_all = time.perf_counter()
     steps = [run_step("preprocessing", [py, "-m", "ldm.book", "--profile", args.profile, "--run-dir", str(run),
                                         "--only", "01_preprocessing", "--no-build"], log)]
-    steps += [run_step(kind, [py, "-m", "ldm.train", kind, "--profile", args.profile, "--run-dir", str(run)], log)
+    steps += [run_step(kind, [py, *TRAINED_BY[kind][0], "--profile", args.profile, "--run-dir", str(run)], log)
               for kind in NETWORKS if kind in only]
     record = {"profile": profile.name, "profile_fingerprint": profile.fingerprint(), "commit": code,
               "command": f"python -m ldm.ship --profile {args.profile}", "started": started,
               "wall_seconds": round(time.perf_counter() - t_all, 1), "hardware": hardware(), "steps": steps,
               "checkpoints": {}}
     for kind in [k for k in NETWORKS if k in only]:
-        src = run / "models" / f"{kind}.pt"
-        ck = load_checked(src, profile, kind)
+        _, file, section = TRAINED_BY[kind]
+        src = run / "models" / file
+        ck = load_checked(src, network_profile(kind, args.profile), section)
         export(src, out / f"{kind}.pt")
         fig = loss_curves(pd.DataFrame(ck["history"]), CURVES[kind], profile.name,
                           f"{kind}, {ck['step']} steps (shipped run)", title=f"{kind} training")

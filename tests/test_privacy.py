@@ -64,3 +64,35 @@ def test_control_left_by_another_autoencoder_is_set_aside_and_retrained(tmp_path
     assert (tmp_path / "diffusion.pt.stale").is_file()
     assert new["step"] == 2 and not torch.equal(new["latent_mean"], old["latent_mean"])
     assert control.autoencoder is second.autoencoder
+
+
+def test_shipped_control_is_used_only_for_the_latents_it_memorised(tmp_path, capsys):
+    """A shipped control (exported: float16 weights, no optimiser) replaces training only when it memorised
+    these subjects through this autoencoder for the asked steps; otherwise the control is trained here."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from ldm.checkpoints import export
+    from ldm.config import load_profile
+    from ldm.networks import build_autoencoder
+    from ldm.privacy import CONTROL_OVERRIDES, train_memoriser
+
+    prof = load_profile("smoke", {**CONTROL_OVERRIDES, "training.checkpoint_every": 2})
+    images = np.random.default_rng(0).random((2, *prof.data.shape), dtype=np.float32)
+    c = torch.rand(2, 4, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    pipe = SimpleNamespace(autoencoder=build_autoencoder(prof.autoencoder).eval(), device="cpu")
+    train_memoriser(prof, pipe, images, c, tmp_path / "made", steps=2)
+    shipped = export(tmp_path / "made" / "diffusion.pt", tmp_path / "privacy_control.pt")
+
+    used = train_memoriser(prof, pipe, images, c, tmp_path / "run1", steps=2, shipped=shipped)
+    assert "(shipped)" in used.weights and not (tmp_path / "run1" / "diffusion.pt").exists()
+
+    other_steps = train_memoriser(prof, pipe, images, c, tmp_path / "run2", steps=4, shipped=shipped)
+    assert "shipped" not in other_steps.weights and (tmp_path / "run2" / "diffusion.pt").is_file()
+    assert "it has 2 steps, the profile asks for 4" in capsys.readouterr().out
+
+    other_subjects = train_memoriser(prof, pipe, images[::-1] * 0.5, c, tmp_path / "run3", steps=2, shipped=shipped)
+    assert "shipped" not in other_subjects.weights and (tmp_path / "run3" / "diffusion.pt").is_file()
+    assert "memorised other latents" in capsys.readouterr().out
