@@ -34,7 +34,7 @@ from ldm.evaluate import reconstruct  # noqa: E402
 from ldm.generate import generate, load_pipeline  # noqa: E402
 from ldm.numbers import machine  # noqa: E402
 from ldm.preprocess import load_preprocessed  # noqa: E402
-from ldm.privacy import CONTROL_OVERRIDES, audit, control_subjects, head_mask, train_memoriser  # noqa: E402
+from ldm.privacy import audit, control_profile, control_subjects, head_mask, train_memoriser  # noqa: E402
 
 
 def main() -> None:
@@ -61,7 +61,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as scratch:
         for steps in (int(s) for s in args.steps.split(",")):
-            control_prof = load_profile(args.profile, {**CONTROL_OVERRIDES, "training.diffusion_steps": steps})
+            control_prof = control_profile(args.profile, {"privacy.control_steps": steps})
             t0 = time.perf_counter()
             control = train_memoriser(control_prof, pipe, images, covariates, scratch, steps=steps)
             seconds = time.perf_counter() - t0

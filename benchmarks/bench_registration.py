@@ -5,7 +5,7 @@
 Why: in the demo book, registration is ~2.4 of the ~2.9 s each subject takes in chapter 1 (~9 of its
 16 minutes). Cheaper settings save time only if they land where a careful registration does. For each
 subject of the run's cohort (raw scans), every setting below registers the scan to the MNI template at
-the profile's ``preprocessing.registration_voxel_mm``, as ``ldm.preprocess.register_rigid`` does, and is
+the profile's ``preprocessing.registration_voxel_mm`` with ``ldm.preprocess.register_rigid``, and is
 compared with a reference: Mattes MI on every voxel (no sampling), 300 iterations, a 1e-4 minimum step.
 Agreement is the distance between the two transforms' images of the template's brain voxels (mean over
 voxels, then mean and worst over subjects). One process, one ITK thread (as each book worker runs).
@@ -39,7 +39,7 @@ from ldm.io import read_image  # noqa: E402
 from ldm.ship import cpu_name  # noqa: E402
 
 REFERENCE = {"metric": "mattes_mi", "sampling": 1.0, "iterations": 300, "min_step": 1e-4}
-SETTINGS = {  # name -> overrides of the shipped setting (ldm.preprocess.register_rigid)
+SETTINGS = {  # name -> arguments of ldm.preprocess.register_rigid ({}: the shipped setting)
     "shipped (MI, 25% of voxels, 100 iterations)": {},
     "MI, 100 iterations, min step 1e-2": {"min_step": 1e-2},
     "MI, 50 iterations": {"iterations": 50},
@@ -47,34 +47,6 @@ SETTINGS = {  # name -> overrides of the shipped setting (ldm.preprocess.registe
     "correlation, 25% of voxels": {"metric": "correlation"},
     "correlation, 10% of voxels": {"metric": "correlation", "sampling": 0.10},
 }
-
-
-def register(moving: sitk.Image, fixed: sitk.Image, metric: str = "mattes_mi", sampling: float = 0.25,
-             iterations: int = 100, min_step: float = 1e-3) -> sitk.Euler3DTransform:
-    """``ldm.preprocess.register_rigid`` with its choices as arguments (the defaults are the shipped ones)."""
-    scale = float(np.percentile(sitk.GetArrayViewFromImage(moving), 99))
-    moving = sitk.Cast(sitk.Cast(moving, sitk.sitkFloat32) / scale, sitk.sitkFloat32)
-    init = sitk.Euler3DTransform()
-    c_fixed = P._foreground_centre(fixed)
-    init.SetCenter([float(c) for c in c_fixed])
-    init.SetTranslation([float(t) for t in P._foreground_centre(moving) - c_fixed])
-    reg = sitk.ImageRegistrationMethod()
-    if metric == "mattes_mi":
-        reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-    else:
-        reg.SetMetricAsCorrelation()
-    reg.SetMetricSamplingStrategy(reg.REGULAR)
-    reg.SetMetricSamplingPercentage(sampling, 1234)
-    reg.SetInterpolator(sitk.sitkLinear)
-    reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=min_step, numberOfIterations=iterations,
-                                                 relaxationFactor=0.6, gradientMagnitudeTolerance=1e-8)
-    reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetShrinkFactorsPerLevel([2, 1])
-    reg.SetSmoothingSigmasPerLevel([2.0, 0.0])
-    reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-    reg.SetInitialTransform(init, inPlace=False)
-    result = reg.Execute(fixed, moving)
-    return sitk.Euler3DTransform(sitk.CompositeTransform(result).GetNthTransform(0))
 
 
 def brain_points(fixed: sitk.Image, every: int = 7) -> list[list[float]]:
@@ -106,11 +78,11 @@ def main() -> None:
         img = nib.as_closest_canonical(read_image(cohort / pid / "anat" / f"{pid}_T1w.nii.gz"))
         moving = P.to_sitk(np.asanyarray(img.dataobj, dtype=np.float32), img.affine)
         t0 = time.perf_counter()
-        ref = mapped(register(moving, fixed, **REFERENCE), points)
+        ref = mapped(P.register_rigid(moving, fixed, **REFERENCE), points)
         ref_seconds.append(time.perf_counter() - t0)
         for name, kw in SETTINGS.items():
             t0 = time.perf_counter()
-            est = mapped(register(moving, fixed, **kw), points)
+            est = mapped(P.register_rigid(moving, fixed, **kw), points)
             per[name]["seconds"].append(time.perf_counter() - t0)
             d = np.linalg.norm(est - ref, axis=1)
             per[name]["mean_mm"].append(float(d.mean()))

@@ -42,7 +42,7 @@ def resumable(exported: Path, latents: Path, profile, dst: Path) -> Path:
     state = unet.state_dict()
     out = {k: v for k, v in ck.items() if k not in ("model", "weights")}
     out.update(model=state, ema={k: v.clone() for k, v in state.items()}, optimizer=opt.state_dict(),
-               latent_mean=mean, latent_std=std, continued_from=str(exported))
+               latent_mean=mean, latent_std=std)
     train.save_checkpoint(dst, out)
     return dst
 

@@ -66,12 +66,14 @@ def _foreground_centre(img: sitk.Image) -> np.ndarray:
     return np.asarray(img.TransformContinuousIndexToPhysicalPoint([float(x) for x in fg]))
 
 
-def register_rigid(moving: sitk.Image, fixed: sitk.Image, iterations: int = 100) -> sitk.Euler3DTransform:
+def register_rigid(moving: sitk.Image, fixed: sitk.Image, iterations: int = 100, metric: str = "mattes_mi",
+                   sampling: float = 0.25, min_step: float = 1e-3) -> sitk.Euler3DTransform:
     """Rigid transform mapping fixed (template) physical points to moving (scan) physical points.
 
     Initialised by matching foreground centres of mass; Mattes MI (32 bins) on a regular 25% sample;
     two resolution levels (x2 shrink with 2 mm smoothing, then full); gradient descent with steps
-    scaled by the physical shift each parameter causes.
+    scaled by the physical shift each parameter causes. ``metric`` ("mattes_mi" or "correlation"),
+    ``sampling`` and ``min_step`` exist for ``benchmarks/bench_registration.py``; preprocessing uses the defaults.
     """
     scale = float(np.percentile(sitk.GetArrayViewFromImage(moving), 99))
     moving = sitk.Cast(sitk.Cast(moving, sitk.sitkFloat32) / scale, sitk.sitkFloat32)
@@ -82,12 +84,17 @@ def register_rigid(moving: sitk.Image, fixed: sitk.Image, iterations: int = 100)
     init.SetTranslation([float(t) for t in _foreground_centre(moving) - c_fixed])
 
     reg = sitk.ImageRegistrationMethod()
-    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+    if metric == "mattes_mi":
+        reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
+    elif metric == "correlation":
+        reg.SetMetricAsCorrelation()
+    else:
+        raise ValueError(f"unknown registration metric {metric!r} (expected 'mattes_mi' or 'correlation')")
     reg.SetMetricSamplingStrategy(reg.REGULAR)
-    reg.SetMetricSamplingPercentage(0.25, 1234)  # fixed seed: the same scan registers the same way
+    reg.SetMetricSamplingPercentage(sampling, 1234)  # fixed seed: the same scan registers the same way
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=2.0, minStep=1e-3, numberOfIterations=iterations, relaxationFactor=0.6,
+        learningRate=2.0, minStep=min_step, numberOfIterations=iterations, relaxationFactor=0.6,
         gradientMagnitudeTolerance=1e-8,
     )
     reg.SetOptimizerScalesFromPhysicalShift()

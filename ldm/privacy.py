@@ -103,43 +103,42 @@ def train_memoriser(profile, pipe, images: np.ndarray, covariates: torch.Tensor,
     from .train import StaleCheckpointError, encode, load_checkpoint, train_diffusion
 
     latents = encode(pipe.autoencoder, torch.as_tensor(images, dtype=torch.float32)[:, None])
-    path = shipped if _shipped_control_fits(shipped, profile, latents, steps) else None
-    if path is None:
+    ck = _fitting_shipped_control(shipped, profile, latents, steps)
+    where = " (shipped)" if ck is not None else ""
+    if ck is None:
         try:
             path = train_diffusion(profile, latents, covariates, out_dir, steps=steps, progress=progress)
         except StaleCheckpointError:  # left by an earlier autoencoder: kept aside, and the control retrained
             stale = Path(out_dir) / "diffusion.pt"
             stale.replace(stale.with_suffix(".pt.stale"))
             path = train_diffusion(profile, latents, covariates, out_dir, steps=steps, progress=progress)
-    ck = load_checkpoint(path)
+        ck = load_checkpoint(path)
     unet = build_unet(profile.diffusion, profile.autoencoder.latent_channels)
     unet.load_state_dict(ck["model"])
-    where = " (shipped)" if path == shipped else ""
     return Pipeline(profile, pipe.autoencoder, unet.eval(), ck["latent_mean"].float(), ck["latent_std"].float(),
                     schedule_betas(profile.scheduler),
                     f"over-fitted control{where}: {len(images)} subjects, {ck['step']} steps", pipe.device)
 
 
-def _shipped_control_fits(shipped: Path | None, profile, latents: torch.Tensor, steps: int) -> bool:
-    """Whether a shipped control memorised exactly these latents (the same subjects through the same
-    autoencoder: their per-channel statistics agree to float noise) for ``steps`` steps. If not, it says
-    why, and the control is trained here."""
-    from .train import check_architecture, latent_statistics, load_checkpoint
+def _fitting_shipped_control(shipped: Path | None, profile, latents: torch.Tensor, steps: int) -> dict | None:
+    """The shipped control checkpoint if it memorised exactly these latents (the same subjects through the
+    same autoencoder: their per-channel statistics agree to float noise, on any machine) for ``steps``
+    steps; else None, saying why, and the control is trained here."""
+    from .train import check_architecture, differing_statistic, latent_statistics, load_checkpoint
 
     if shipped is None or not Path(shipped).is_file():
-        return False
+        return None
     ck = load_checkpoint(shipped)
     check_architecture(ck, profile, "diffusion", Path(shipped))
     mean, std = latent_statistics(latents, profile.diffusion.latent_normalisation)
     if ck["step"] != steps:
         reason = f"it has {ck['step']} steps, the profile asks for {steps}"
-    elif not (torch.allclose(ck["latent_mean"].float(), mean, rtol=1e-3, atol=1e-4)
-              and torch.allclose(ck["latent_std"].float(), std, rtol=1e-3, atol=1e-4)):
+    elif differing_statistic(ck, {"latent_mean": mean, "latent_std": std}, rtol=1e-3, atol=1e-4) is not None:
         reason = "it memorised other latents (another autoencoder, or other subjects)"
     else:
-        return True
+        return ck
     print(f"{shipped}: not used ({reason}); training the control here")
-    return False
+    return None
 
 
 def head_mask(train: np.ndarray, level: float = 0.1) -> np.ndarray:
@@ -164,6 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     """Train the positive control of a run (what ``ldm.ship`` exports as ``privacy_control.pt``)."""
     import argparse
 
+    from .config import load_profile
     from .generate import load_pipeline
     from .preprocess import load_preprocessed
 
@@ -172,8 +172,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--profile", default="smoke")
     ap.add_argument("--run-dir", required=True)
     args = ap.parse_args(argv)
-    from .config import load_profile
-
     profile, control = load_profile(args.profile), control_profile(args.profile)
     run = Path(args.run_dir)
     pipe = load_pipeline(profile, run / "models")

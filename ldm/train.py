@@ -365,14 +365,19 @@ def resume(path: Path, profile: Profile, section: str, parts: dict,
         return 0, []
     ck = load_checkpoint(path)
     check_architecture(ck, profile, section, path)
-    for key, now in (same or {}).items():
-        if not torch.allclose(ck[key], now, rtol=1e-4, atol=1e-6):
-            raise StaleCheckpointError(
-                f"{path}: trained on other data (its {key} differs: the autoencoder changed?); "
-                "move it away to train anew on these")
+    if (key := differing_statistic(ck, same or {}, rtol=1e-4, atol=1e-6)) is not None:
+        raise StaleCheckpointError(
+            f"{path}: trained on other data (its {key} differs: the autoencoder changed?); "
+            "move it away to train anew on these")
     for key, obj in parts.items():
         obj.load_state_dict(ck[key])
     return int(ck["step"]), list(ck["history"])
+
+
+def differing_statistic(ck: dict, same: dict[str, torch.Tensor], rtol: float, atol: float) -> str | None:
+    """The first name in ``same`` (name -> tensor, e.g. the latents' mean and std) whose value stored in
+    the checkpoint ``ck`` differs beyond the tolerances; None when all agree."""
+    return next((k for k, now in same.items() if not torch.allclose(ck[k].float(), now, rtol=rtol, atol=atol)), None)
 
 
 # what a checkpoint's network depends on, per kind: dotted keys of the profile. Training budgets (steps,
