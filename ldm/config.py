@@ -144,6 +144,7 @@ class SamplingConfig:
     guidance_scale: float  # classifier-free guidance w: eps_u + w (eps_c - eps_u); 1 = conditional only
     batch_size: int
     n_samples: int
+    channels_last: bool  # sample with channels-last 3D weights on a CPU (benchmarks/bench_memory_format.py)
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,12 @@ def load_pipeline(profile: Profile, models_dir: str | Path, ema: bool = True,
                f"{' (EMA)' if ema_used else ''}, perceptual: {ae_ck.get('perceptual', 'none')}")
     if "origin" in ae_ck:  # converted weights (ldm.official): say whose they are, not our step counts
         weights = f"{ae_ck['origin']} (converted, {models})"
-    return Pipeline(profile, ae.to(device).eval(), unet.to(device).eval(), dm_ck["latent_mean"].float(),
+    # channels-last 3D weights (the activations follow them) where the profile says so, on a CPU only:
+    # measured per profile (benchmarks/bench_memory_format.py); not measured on a GPU, so not used there
+    fast = profile.sampling.channels_last and device.type == "cpu"
+    fmt = torch.channels_last_3d if fast else torch.contiguous_format
+    ae, unet = (m.to(device, memory_format=fmt).eval() for m in (ae, unet))
+    return Pipeline(profile, ae, unet, dm_ck["latent_mean"].float(),
                     dm_ck["latent_std"].float(), schedule_betas(profile.scheduler), weights, device)
 
 

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import gaussian_filter, sobel
 
 from ldm.config import load_profile
 from ldm.metrics import (
+    _gaussian_filter,
     feature_extractor,
     fid_from_features,
     four_g_r_ssim,
@@ -72,6 +73,19 @@ def test_four_g_r_ssim_is_one_for_identical_and_falls_with_noise_and_blur():
     assert all(a > b for a, b in zip(noisy, noisy[1:])), noisy
     blurred = [four_g_r_ssim(x, gaussian_filter(x, s).astype(np.float32), CFG)[0] for s in (0.5, 1.0, 2.0)]
     assert all(a > b for a, b in zip(blurred, blurred[1:])), blurred
+
+
+def test_gradient_and_smoothing_filters_match_scipy():
+    """4-G-R-SSIM's filters (shifted sums, not convolutions) against scipy.ndimage with the same
+    replicate ("nearest") borders, on a volume whose sides differ in length."""
+    x = np.random.default_rng(3).random((2, 9, 12, 7)).astype(np.float32)
+    t = torch.from_numpy(x)[:, None]
+    want = np.stack([np.sqrt(sum(sobel(v, axis=a, mode="nearest").astype(np.float64) ** 2 for a in range(3))) / 16
+                     for v in x])  # per volume: scipy smooths along every other axis, the batch one too
+    np.testing.assert_allclose(sobel_magnitude(t)[:, 0].numpy(), want, atol=1e-5)
+    for size, sigma in ((5, 1.0), (7, 1.5), (3, 0.5)):
+        want = gaussian_filter(x, (0, sigma, sigma, sigma), truncate=(size // 2) / sigma, mode="nearest")
+        np.testing.assert_allclose(_gaussian_filter(t, size, sigma)[:, 0].numpy(), want, atol=1e-6)
 
 
 def test_region_partition_on_a_constructed_volume():
