@@ -30,14 +30,17 @@ def reconstruction_metrics(images: torch.Tensor, recons: torch.Tensor, brain_thr
 
 
 
-def sample_set_metrics(volumes: np.ndarray, reference_features: np.ndarray, extractor, cfg, seed: int = 0) -> dict:
+def sample_set_metrics(volumes: np.ndarray, reference_features: np.ndarray, extractor, cfg, seed: int = 0,
+                       features: np.ndarray | None = None) -> dict:
     """One row of Table 1 for a set of volumes (N, D, H, W): FID against the reference features, and
-    the diversity of random pairs within the set by MS-SSIM and 4-G-R-SSIM (lower = more diverse)."""
+    the diversity of random pairs within the set by MS-SSIM and 4-G-R-SSIM (lower = more diverse).
+    ``features``: the volumes' features from ``extractor``, when the caller has them already."""
     from .metrics import fid_from_features, four_g_r_ssim, ms_ssim, pair_diversity
 
     ms = pair_diversity(volumes, ms_ssim, cfg.n_pairs, seed=seed, cfg=cfg)
     gr = pair_diversity(volumes, four_g_r_ssim, cfg.n_pairs, seed=seed, cfg=cfg)
-    return {"n": int(len(volumes)), "fid": fid_from_features(extractor(volumes), reference_features),
+    features = extractor(volumes) if features is None else features
+    return {"n": int(len(volumes)), "fid": fid_from_features(features, reference_features),
             "ms_ssim": ms["mean"], "ms_ssim_ci95": ms["ci95"], "4_g_r_ssim": gr["mean"], "4_g_r_ssim_ci95": gr["ci95"],
             "n_pairs": ms["n_pairs"], "feature_extractor": extractor.name}
 

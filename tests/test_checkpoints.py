@@ -4,6 +4,7 @@ export keeps what sampling needs and nothing that could resume (or hide) a diffe
 import json
 from dataclasses import asdict
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,6 +12,7 @@ from ldm.baselines import build_generator
 from ldm.brain_age import build_brain_age
 from ldm.checkpoints import SHIPPED_DIR, export, load_checked, model_state, resolve_weights
 from ldm.config import load_profile
+from ldm.generate import generate, load_pipeline
 from ldm.networks import build_autoencoder, build_unet
 from ldm.ship import TRAINED_BY, network_profile
 from ldm.train import save_checkpoint
@@ -87,3 +89,21 @@ def test_weights_parameter_is_checked(tmp_path):
     assert resolve_weights("auto", profile) is None  # no shipped smoke checkpoints: train
     with pytest.raises(FileNotFoundError, match="autoencoder.pt"):
         resolve_weights(str(tmp_path), profile)
+
+
+def test_channels_last_changes_the_layout_not_the_samples():
+    """``sampling.channels_last`` (faster on a CPU for the demo networks) stores the weights channels-last;
+    the shipped demo networks then give the same volumes as in the contiguous layout, to float noise."""
+    if not (SHIPPED_DIR / "demo" / "diffusion.pt").is_file():
+        pytest.skip("no shipped demo checkpoints")
+    pipes = {flag: load_pipeline(load_profile("demo", {"sampling.channels_last": flag}), SHIPPED_DIR / "demo")
+             for flag in (True, False)}
+    for flag, pipe in pipes.items():
+        for net in (pipe.unet, pipe.autoencoder):
+            conv = next(m for m in net.modules() if isinstance(m, torch.nn.Conv3d) and m.in_channels > 1
+                        and m.kernel_size == (3, 3, 3))
+            assert conv.weight.is_contiguous(memory_format=torch.channels_last_3d) == flag
+    c = torch.tensor([[0.0, 0.5, 0.3, 0.6], [1.0, 0.2, 0.7, 0.4]])
+    a, b = (generate(pipes[flag], c, [1, 2], sampler="dpm++", steps=5) for flag in (True, False))
+    assert a.shape == (2, *load_profile("demo").data.shape)
+    np.testing.assert_allclose(a, b, atol=2e-3)

@@ -7,8 +7,10 @@ from scipy.ndimage import gaussian_filter, sobel
 
 from ldm.config import load_profile
 from ldm.metrics import (
+    _fid_low_rank,
     _gaussian_filter,
     feature_extractor,
+    fid_difference_interval,
     fid_from_features,
     four_g_r_ssim,
     frechet_distance,
@@ -39,6 +41,27 @@ def test_frechet_distance_is_the_closed_form_for_known_gaussians():
     # and a full covariance against a rotation of itself: the same Gaussian up to a mean shift
     a = np.array([[2.0, 0.5], [0.5, 1.0]])
     assert frechet_distance(np.zeros(2), a, np.ones(2), a) == pytest.approx(2.0, abs=1e-8)
+
+
+def test_low_rank_fid_equals_the_sqrtm_form():
+    rng = np.random.default_rng(4)
+    ref = rng.normal(size=(200, 40)) @ rng.normal(size=(40, 40))
+    for n in (12, 80):  # fewer samples than features (the demo: 80 vs 512) and more
+        a = rng.normal(0.3, 1.5, size=(n, 40))
+        got = _fid_low_rank(a, ref.mean(0), np.cov(ref, rowvar=False))
+        assert got == pytest.approx(fid_from_features(a, ref), rel=1e-6)
+
+
+def test_fid_difference_interval_separates_a_worse_model_and_not_a_twin():
+    rng = np.random.default_rng(5)
+    ref = rng.normal(size=(300, 16))
+    twin_a, twin_b = rng.normal(size=(80, 16)), rng.normal(size=(80, 16))
+    worse = rng.normal(0.4, 1.3, size=(80, 16))
+    same = fid_difference_interval(twin_a, twin_b, ref, n_boot=300)
+    assert same["ci95"][0] < 0 < same["ci95"][1]
+    apart = fid_difference_interval(worse, twin_a, ref, n_boot=300)
+    assert apart["difference"] > 0 and apart["ci95"][0] > 0
+    assert apart["difference"] == pytest.approx(fid_from_features(worse, ref) - fid_from_features(twin_a, ref))
 
 
 def test_fid_is_zero_for_a_set_against_itself_and_grows_with_noise():
