@@ -22,9 +22,12 @@ TRAINING_KEYS = {
                     "perceptual_weights", "adversarial_weight", "adversarial_warmup_steps", "seed"),
     "diffusion": ("diffusion_steps", "diffusion_batch_size", "diffusion_lr", "ema_decay", "condition_dropout", "seed"),
 }
-# the profile sections a shipped network must have been trained with, whole (budgets included)
-SECTIONS = {"autoencoder": ("data", "autoencoder"), "diffusion": ("data", "autoencoder", "diffusion", "scheduler"),
-            "brain_age": ("data", "brain_age"), "lsgan": ("data", "baselines"), "vaegan": ("data", "baselines")}
+# the profile sections a shipped network must have been trained with, whole (budgets included): its own,
+# and those that made its training data (the embedded cohort and its preprocessing), so that a change to
+# either (say, another registration metric) fails here until the networks are retrained
+DATA = ("data", "cohort", "preprocessing")
+SECTIONS = {"autoencoder": (*DATA, "autoencoder"), "diffusion": (*DATA, "autoencoder", "diffusion", "scheduler"),
+            "brain_age": (*DATA, "brain_age"), "lsgan": (*DATA, "baselines"), "vaegan": (*DATA, "baselines")}
 SHIPPED = sorted(p for p in SHIPPED_DIR.glob("*/*.pt")) if SHIPPED_DIR.is_dir() else []
 
 
