@@ -73,7 +73,7 @@ def fid_difference_interval(a: np.ndarray, b: np.ndarray, reference: np.ndarray,
     diffs = [_fid_low_rank(a[rng.integers(0, len(a), len(a))], mu, sigma)
              - _fid_low_rank(b[rng.integers(0, len(b), len(b))], mu, sigma) for _ in range(n_boot)]
     lo, hi = np.percentile(diffs, [2.5, 97.5])
-    return {"difference": fid_from_features(a, reference) - fid_from_features(b, reference),
+    return {"difference": _fid_low_rank(a, mu, sigma) - _fid_low_rank(b, mu, sigma),
             "ci95": (float(lo), float(hi)), "n_boot": n_boot}
 
 
