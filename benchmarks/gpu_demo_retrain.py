@@ -11,6 +11,9 @@ on one NVIDIA H200 and the choice among its variants: benchmarks/results/demo_va
     python benchmarks/gpu_demo_retrain.py pack --run-dir runs/demo --to .gpu
     # on the GPU machine: every variant at once, all stopped by --budget seconds from the start
     python benchmarks/gpu_demo_retrain.py train --data .gpu --out $OUT --budget 450 [--variants adv005]
+    # after any change to the training data (cohort, preprocessing), the networks that judge the samples
+    # (brain age, the two GANs) must be retrained too: name them beside the variants
+    python benchmarks/gpu_demo_retrain.py train --data .gpu --out $OUT --variants adv005,brain_age,lsgan,vaegan
     # here again: compare them on the validation split
     python benchmarks/eval_demo_variants.py --variants checkpoints/demo <unpacked variant folders>
 
@@ -48,6 +51,8 @@ VARIANTS = {
 DISCRIMINATOR_COST = 1.6   # an adversarial step's cost relative to an L1 step (CPU measured 1.3; margin)
 AE_SHARE = float(os.environ.get("LDM_AE_SHARE", 0.72))  # of each variant's time: autoencoder; the rest: diffusion
 MAX_AE_STEPS, MAX_DIFFUSION_STEPS = 30000, 6000
+# trained beside the variants when named in --variants: the networks that judge samples (chapters 4-5)
+EVALUATION_NETWORKS = ("brain_age", "lsgan", "vaegan")
 # LDM_DRY_RUN=1 (a CPU check of the whole path): probes of 2 steps, step counts in units of 1
 PROBE, WARMUP_STEPS, UNIT = (2, 1, 1) if os.environ.get("LDM_DRY_RUN") else (60, 20, 100)
 
@@ -64,7 +69,8 @@ def pack(run: Path, to: Path) -> None:
     to.mkdir(parents=True, exist_ok=True)
     (to / "train.u16.xz").write_bytes(lzma.compress(np.stack([q >> 8, q & 255]).astype(np.uint8).tobytes()))
     (to / "train.json").write_text(json.dumps({"shape": list(q.shape), "ids": list(train["participant_id"]),
-                                               "covariates": covariates.tolist()}))
+                                               "covariates": covariates.tolist(),
+                                               "ages": train["age"].astype(float).tolist()}))
     print(f"packed {len(q)} volumes into {to}: {(to / 'train.u16.xz').stat().st_size / 1e6:.1f} MB")
 
 
@@ -75,7 +81,33 @@ def unpack(data: Path):
     planes = np.frombuffer(lzma.decompress((data / "train.u16.xz").read_bytes()), np.uint8).reshape(2, *meta["shape"])
     q = (planes[0].astype(np.uint16) << 8) | planes[1]
     images = torch.from_numpy(q.astype(np.float32) / 65535)[:, None]
-    return images, torch.tensor(meta["covariates"], dtype=torch.float32)
+    ages = torch.tensor(meta["ages"], dtype=torch.float32) if "ages" in meta else None  # older packs lack them
+    return images, torch.tensor(meta["covariates"], dtype=torch.float32), ages
+
+
+def evaluation_network(name: str, data: Path, out: Path) -> None:
+    """The brain-age CNN or a GAN baseline, with the demo profile's own step count (they do not depend on
+    the autoencoder, so they train beside the variants; needed whenever the training data changed)."""
+    import torch
+
+    from ldm.baselines import train_gan
+    from ldm.brain_age import train_brain_age
+    from ldm.config import load_profile
+    from ldm.train import load_checkpoint
+
+    torch.backends.cudnn.benchmark = True
+    images, _, ages = unpack(data)
+    profile = load_profile("demo")
+    steps = PROBE if os.environ.get("LDM_DRY_RUN") else None
+    t0 = time.time()
+    if name == "brain_age":
+        if ages is None:
+            raise SystemExit(f"{data}/train.json has no ages: pack again (gpu_demo_retrain.py pack)")
+        path = train_brain_age(profile, images, ages, out, steps=steps, progress=False)
+    else:
+        path = train_gan(name, profile, images, out, steps=steps, progress=False)
+    ck = load_checkpoint(path)
+    print(f"[{name}] {ck['step']} steps in {time.time() - t0:.1f} s; final {ck['history'][-1]}", flush=True)
 
 
 def training_overrides(values: dict) -> dict:
@@ -98,7 +130,7 @@ def one(name: str, data: Path, out: Path, deadline: float) -> None:
     log = lambda *a: print(f"[{name} {time.time() - T0:6.1f}s]", *a, flush=True)  # noqa: E731
     over = dict(VARIANTS[name])
     warmup_fraction = over.pop("warmup_fraction", 0.0)
-    images, covariates = unpack(data)
+    images, covariates, _ = unpack(data)
     base = load_profile("demo", training_overrides(over))
     t0 = time.time()
     train_autoencoder(base, images, out, steps=WARMUP_STEPS, progress=False)  # cudnn autotuning, allocations
@@ -137,7 +169,7 @@ def export_variant(name: str, work: Path, out: Path) -> None:
 
     ship = work / "ship"
     ship.mkdir(exist_ok=True)
-    for kind in ("autoencoder", "diffusion"):
+    for kind in ("autoencoder", "diffusion", *EVALUATION_NETWORKS):
         if (work / f"{kind}.pt").is_file():
             export(work / f"{kind}.pt", ship / f"{kind}.pt")
     with tarfile.open(out / f"{name}.tar", "w") as tar:
@@ -180,11 +212,14 @@ if __name__ == "__main__":
     ap.add_argument("--work", default="/tmp/gpu_retrain")
     ap.add_argument("--budget", type=float, default=450)
     ap.add_argument("--variant", default="")
-    ap.add_argument("--variants", default=",".join(VARIANTS), help="train: comma-separated names")
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help=f"train: comma-separated names, of {list(VARIANTS)} and {list(EVALUATION_NETWORKS)}")
     ap.add_argument("--deadline", type=float, default=0)
     args = ap.parse_args()
     if args.what == "pack":
         pack(Path(args.run_dir), Path(args.to))
+    elif args.what == "one" and args.variant in EVALUATION_NETWORKS:
+        evaluation_network(args.variant, Path(args.data), Path(args.work))
     elif args.what == "one":
         one(args.variant, Path(args.data), Path(args.work), args.deadline)
     else:

@@ -36,7 +36,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from tqdm import tqdm
 
 from .config import BaselinesConfig, Profile
-from .train import global_batch, kl_divergence, resume, sample_generator, save_progress
+from .train import global_batch, kl_divergence, resume, sample_generator, save_progress, setup_distributed
 
 KINDS = ("lsgan", "vaegan")
 
@@ -109,9 +109,10 @@ def train_gan(kind: str, profile: Profile, images: torch.Tensor, out_dir: str | 
     out = Path(out_dir)
     path = out / f"{kind}.pt"
     shape = profile.data.shape
+    _, _, device = setup_distributed()  # one process; on a GPU when there is one
     torch.manual_seed(cfg.seed)
-    gen, disc = build_generator(cfg, shape), build_discriminator(cfg, shape)
-    enc = build_encoder(cfg, shape) if kind == "vaegan" else None
+    gen, disc = build_generator(cfg, shape).to(device), build_discriminator(cfg, shape).to(device)
+    enc = build_encoder(cfg, shape).to(device) if kind == "vaegan" else None
     g_params = list(gen.parameters()) + (list(enc.parameters()) if enc is not None else [])
     opt_g = torch.optim.Adam(g_params, lr=cfg.lr, betas=(0.5, 0.999))  # the usual GAN betas (Radford et al.)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
@@ -121,14 +122,14 @@ def train_gan(kind: str, profile: Profile, images: torch.Tensor, out_dir: str | 
     start, history = resume(path, profile, kind, parts)
     t0 = time.perf_counter()
     for step in tqdm(range(start, steps), desc=kind, disable=not progress, initial=start, total=steps):
-        x = images[global_batch(step, len(images), cfg.batch_size, cfg.seed)]
+        x = images[global_batch(step, len(images), cfg.batch_size, cfg.seed)].to(device)
         b = len(x)
-        z_p = _noise(cfg, step, b)
+        z_p = _noise(cfg, step, b).to(device)  # drawn on the host: the same on any device
         row = {"step": step + 1}
         if enc is not None:
             mu, log_var = enc(x).chunk(2, dim=1)
             sigma = (0.5 * log_var).exp()
-            z_x = mu + sigma * _noise(cfg, step, b, offset=b)
+            z_x = mu + sigma * _noise(cfg, step, b, offset=b).to(device)
             fakes = gen(torch.cat([z_x, z_p]))
             recon = fakes[:b]
         else:

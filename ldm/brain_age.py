@@ -32,7 +32,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .config import BrainAgeConfig, Profile
-from .train import global_batch, resume, sample_generator, save_progress
+from .train import global_batch, resume, sample_generator, save_progress, setup_distributed
 
 
 class BrainAgeCNN(nn.Module):
@@ -71,18 +71,19 @@ def train_brain_age(profile: Profile, images: torch.Tensor, ages: torch.Tensor, 
     out = Path(out_dir)
     path = out / "brain_age.pt"
     age_mean, age_std = float(ages.mean()), float(ages.std())
-    target = (ages.float() - age_mean) / age_std
+    _, _, device = setup_distributed()  # one process; on a GPU when there is one
+    target = ((ages.float() - age_mean) / age_std).to(device)
     torch.manual_seed(cfg.seed)
-    model = build_brain_age(cfg, profile.data.shape)
+    model = build_brain_age(cfg, profile.data.shape).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start, history = resume(path, profile, "brain_age", {"model": model, "optimizer": opt})
     model.train()
     t0 = time.perf_counter()
     for step in tqdm(range(start, steps), desc="brain age", disable=not progress, initial=start, total=steps):
         idx = global_batch(step, len(images), cfg.batch_size, cfg.seed)
-        x = images[idx].clone()
+        x = images[idx].to(device, copy=True)
         flip = torch.stack([torch.rand((), generator=sample_generator(cfg.seed, step, j)) < 0.5
-                            for j in range(len(idx))])
+                            for j in range(len(idx))]).to(device)  # drawn on the host: the same on any device
         x[flip] = x[flip].flip(2)  # axis 2 of (N, 1, D, H, W) is left-right (RAS voxel order)
         for group in opt.param_groups:  # cosine decay to 0 over the profile's budget: a function of the step
             group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / total))  # alone, so a resume follows it
