@@ -8,6 +8,9 @@ subjects (L1 inside the head, PSNR, FID against the training split, MS-SSIM of p
 with validation covariates by the profile's default sampler (FID, MS-SSIM of pairs, fraction plausible:
 correlation with the training mean image at least the lowest validation subject's). Writes a markdown
 table and a figure (one axial slice per variant: a reconstruction and two samples) to ``--out``.
+
+A variant may also be an autoencoder file alone (e.g. the ``autoencoder_step<N>.pt`` snapshots of
+``gpu_demo_retrain.py``), or a folder without ``diffusion.pt``: then only its reconstructions are scored.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ldm.checkpoints import load_checked, model_state  # noqa: E402
 from ldm.conditioning import cohort_draw  # noqa: E402
 from ldm.config import load_profile  # noqa: E402
 from ldm.evaluate import mean_image_correlation, reconstruct, reconstruction_metrics, sample_set_metrics  # noqa: E402
 from ldm.generate import generate, load_pipeline  # noqa: E402
 from ldm.metrics import feature_extractor  # noqa: E402
+from ldm.networks import build_autoencoder  # noqa: E402
 from ldm.numbers import machine  # noqa: E402
 from ldm.preprocess import load_preprocessed  # noqa: E402
 
@@ -40,6 +45,9 @@ def volumes(table):
 
 def evaluate(folder: Path, prof, val, reference, extractor, floor, mean_image, n_samples: int, seed: int,
              guidance: float | None = None) -> dict:
+    ae_file = folder if folder.suffix == ".pt" else folder / "autoencoder.pt"
+    if folder.suffix == ".pt" or not (folder / "diffusion.pt").is_file():
+        return evaluate_autoencoder(ae_file, prof, val, reference, extractor)
     pipe = load_pipeline(prof, folder)
     recons = reconstruct(pipe.autoencoder, torch.from_numpy(val)[:, None])
     rec = reconstruction_metrics(torch.from_numpy(val)[:, None], recons)
@@ -59,6 +67,22 @@ def evaluate(folder: Path, prof, val, reference, extractor, floor, mean_image, n
                         "plausible": float((mean_image_correlation(samples, mean_image) >= floor).mean()),
                         "seconds_per_sample": seconds},
             "_show": (recons[0], samples[0], samples[1])}
+
+
+def evaluate_autoencoder(path: Path, prof, val, reference, extractor) -> dict:
+    """Reconstructions only: an autoencoder without a diffusion model."""
+    ck = load_checked(path, prof, "autoencoder")
+    ae = build_autoencoder(prof.autoencoder)
+    ae.load_state_dict({k: v.float() for k, v in model_state(ck).items()})
+    recons = reconstruct(ae, torch.from_numpy(val)[:, None])
+    rec = reconstruction_metrics(torch.from_numpy(val)[:, None], recons)
+    recons = recons[:, 0].numpy()
+    cfg = json.loads(ck["config"])["training"]
+    return {"variant": str(path), "autoencoder_steps": ck["step"], "adversarial_weight": cfg["adversarial_weight"],
+            "adversarial_warmup_steps": cfg["adversarial_warmup_steps"], "batch": cfg["autoencoder_batch_size"],
+            "diffusion_steps": None, "reconstruction": {**rec, **sample_set_metrics(recons, reference, extractor,
+                                                                                    prof.metrics)},
+            "samples": None, "_show": (recons[0], None, None)}
 
 
 def main() -> None:
@@ -101,10 +125,12 @@ def main() -> None:
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         rc, s = r["reconstruction"], r["samples"]
+        sampled = (f"{s['fid']:.4f} | {s['ms_ssim']:.3f} | {s['plausible']:.0%}" if s is not None
+                   else "no diffusion model | | ")
         lines.append(f"| {r['variant']} | {r['autoencoder_steps']} ({r['batch']}) | {r['adversarial_weight']:g} "
-                     f"({r['adversarial_warmup_steps']}) | {r['diffusion_steps']} | {rc['l1_inside_head']:.4f} | "
-                     f"{rc['psnr_db']:.2f} | {rc['fid']:.4f} | {rc['ms_ssim']:.3f} | {s['fid']:.4f} | "
-                     f"{s['ms_ssim']:.3f} | {s['plausible']:.0%} |")
+                     f"({r['adversarial_warmup_steps']}) | {r['diffusion_steps'] or '-'} | "
+                     f"{rc['l1_inside_head']:.4f} | {rc['psnr_db']:.2f} | {rc['fid']:.4f} | {rc['ms_ssim']:.3f} | "
+                     f"{sampled} |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     out.with_suffix(".json").write_text(json.dumps({"real": real, "rows": [{k: x for k, x in r.items() if k != "_show"}
                                                                             for r in rows]}, indent=2))
@@ -115,6 +141,8 @@ def main() -> None:
         ax.set_title(title, fontsize=8)
     for row, r in zip(axes[1:], rows):
         for ax, img, title in zip(row, r["_show"], ("reconstruction of real 0", "sample", "sample")):
+            if img is None:
+                continue
             ax.imshow(np.rot90(img[:, :, z]), cmap="gray", vmin=0, vmax=1)
             ax.set_title(f"{Path(r['variant']).name}: {title}", fontsize=8)
     for ax in axes.ravel():
