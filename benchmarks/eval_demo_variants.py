@@ -46,42 +46,38 @@ def volumes(table):
 def evaluate(folder: Path, prof, val, reference, extractor, floor, mean_image, n_samples: int, seed: int,
              guidance: float | None = None) -> dict:
     ae_file = folder if folder.suffix == ".pt" else folder / "autoencoder.pt"
-    if folder.suffix == ".pt" or not (folder / "diffusion.pt").is_file():
-        return evaluate_autoencoder(ae_file, prof, val, reference, extractor)
+    if folder.suffix == ".pt" or not (folder / "diffusion.pt").is_file():  # an autoencoder alone
+        ck = load_checked(ae_file, prof, "autoencoder")
+        ae = build_autoencoder(prof.autoencoder)
+        ae.load_state_dict(model_state(ck))
+        return autoencoder_row(ae, ck, ae_file, prof, val, reference, extractor)
     pipe = load_pipeline(prof, folder)
-    recons = reconstruct(pipe.autoencoder, torch.from_numpy(val)[:, None])
-    rec = reconstruction_metrics(torch.from_numpy(val)[:, None], recons)
-    recons = recons[:, 0].numpy()
+    row = autoencoder_row(pipe.autoencoder, torch.load(ae_file, weights_only=True), folder, prof, val, reference,
+                          extractor)
     t0 = time.perf_counter()
     samples = generate(pipe, cohort_draw(VAL_TABLE, n_samples, seed=seed), list(range(seed, seed + n_samples)),
                        guidance_scale=guidance)
     seconds = (time.perf_counter() - t0) / n_samples
-    ae = torch.load(folder / "autoencoder.pt", weights_only=True)
     dm = torch.load(folder / "diffusion.pt", weights_only=True)
-    cfg = json.loads(ae["config"])["training"]
-    return {"variant": str(folder), "autoencoder_steps": ae["step"], "adversarial_weight": cfg["adversarial_weight"],
-            "adversarial_warmup_steps": cfg["adversarial_warmup_steps"], "batch": cfg["autoencoder_batch_size"],
-            "diffusion_steps": dm["step"], "diffusion_final_loss": dm["history"][-1]["loss"],
-            "reconstruction": {**rec, **sample_set_metrics(recons, reference, extractor, prof.metrics)},
-            "samples": {**sample_set_metrics(samples, reference, extractor, prof.metrics),
+    row.update(diffusion_steps=dm["step"], diffusion_final_loss=dm["history"][-1]["loss"],
+               samples={**sample_set_metrics(samples, reference, extractor, prof.metrics),
                         "plausible": float((mean_image_correlation(samples, mean_image) >= floor).mean()),
                         "seconds_per_sample": seconds},
-            "_show": (recons[0], samples[0], samples[1])}
+               _show=(row["_show"][0], samples[0], samples[1]))
+    return row
 
 
-def evaluate_autoencoder(path: Path, prof, val, reference, extractor) -> dict:
-    """Reconstructions only: an autoencoder without a diffusion model."""
-    ck = load_checked(path, prof, "autoencoder")
-    ae = build_autoencoder(prof.autoencoder)
-    ae.load_state_dict({k: v.float() for k, v in model_state(ck).items()})
+def autoencoder_row(ae, ck: dict, variant: Path, prof, val, reference, extractor) -> dict:
+    """A variant's recipe (from its autoencoder checkpoint ``ck``) and ``ae``'s reconstructions of the
+    validation volumes; ``samples`` stays None until a diffusion model adds them."""
     recons = reconstruct(ae, torch.from_numpy(val)[:, None])
     rec = reconstruction_metrics(torch.from_numpy(val)[:, None], recons)
     recons = recons[:, 0].numpy()
     cfg = json.loads(ck["config"])["training"]
-    return {"variant": str(path), "autoencoder_steps": ck["step"], "adversarial_weight": cfg["adversarial_weight"],
+    return {"variant": str(variant), "autoencoder_steps": ck["step"], "adversarial_weight": cfg["adversarial_weight"],
             "adversarial_warmup_steps": cfg["adversarial_warmup_steps"], "batch": cfg["autoencoder_batch_size"],
-            "diffusion_steps": None, "reconstruction": {**rec, **sample_set_metrics(recons, reference, extractor,
-                                                                                    prof.metrics)},
+            "diffusion_steps": None,
+            "reconstruction": {**rec, **sample_set_metrics(recons, reference, extractor, prof.metrics)},
             "samples": None, "_show": (recons[0], None, None)}
 
 

@@ -147,7 +147,7 @@ def one(name: str, data: Path, out: Path, deadline: float) -> None:
     t1 = time.time()
     train_autoencoder(base, images, out, steps=WARMUP_STEPS + PROBE, progress=False)
     per_step = (time.time() - t1) / PROBE
-    ae_end = T0 + ae_share * (deadline - T0) - (20 if ae_share >= 1 else 0)
+    ae_end = T0 + ae_share * (deadline - T0) - (20 if ae_share >= 1 else 0)  # the same margin as the diffusion's
     adversarial = over["adversarial_weight"] > 0
     mix = (1 - warmup_fraction) * (DISCRIMINATOR_COST if adversarial else 1) + warmup_fraction
     n_ae = max(WARMUP_STEPS + PROBE, _steps_for(ae_end - time.time(), per_step * mix, MAX_AE_STEPS))
@@ -157,7 +157,7 @@ def one(name: str, data: Path, out: Path, deadline: float) -> None:
     steps = {"autoencoder_steps": n_ae, "adversarial_warmup_steps": warmup}
     profile = load_profile("demo", training_overrides({**over, **steps}))
     # in stretches (each resumes the last: the learning rate is constant, so this is one run)
-    for stop in [*range(SNAPSHOT_EVERY, n_ae, SNAPSHOT_EVERY)] if SNAPSHOT_EVERY else []:
+    for stop in range(SNAPSHOT_EVERY, n_ae, SNAPSHOT_EVERY) if SNAPSHOT_EVERY else ():
         if stop > WARMUP_STEPS + PROBE:
             train_autoencoder(profile, images, out, steps=stop, progress=False)
             export(out / "autoencoder.pt", out / f"autoencoder_step{stop}.pt")
