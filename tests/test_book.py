@@ -102,7 +102,12 @@ def test_evaluation_notebooks_fill_their_results_on_smoke(built_book):
     table = json.loads((results / "table1.json").read_text())
     fast = f"LDM + DPM-Solver++ {load_profile('smoke').sampling.dpm_steps}"  # the profile's step count
     assert set(table["rows"]) == {"LSGAN", "VAE-GAN", "LDM", "LDM + DDIM", fast, "Real images"}
-    assert set(table["diagnostics"]) == {"Autoencoder reconstructions", "Real images blurred (sd 0.5 voxel)"}
+    noise = f"white noise (sd {table['noise_sd_training_images']:.3f})"
+    assert set(table["diagnostics"]) == {"Autoencoder reconstructions", "Real images blurred (sd 0.5 voxel)",
+                                         *(f"{s} + {noise}" for s in ("Real images", "Autoencoder reconstructions",
+                                                                      "LDM + DDIM", "LSGAN"))}
+    gap = table["fid_noisy_ldm_minus_lsgan"]
+    assert gap["ci95"][0] <= gap["difference"] <= gap["ci95"][1]
     assert set(table["gan_weights"]) == {"LSGAN", "VAE-GAN"}  # smoke ships none: trained in the run
     assert (root / "runs" / "smoke" / "models" / "lsgan.pt").is_file()
     assert table["feature_extractor"].startswith("FALLBACK"), "no MedicalNet weights in CI: the fallback is named"

@@ -145,18 +145,21 @@ def test_diversity_of_copies_is_one_and_of_distinct_volumes_lower():
     assert d["mean"] < 0.999 and d["n_pairs"] == 6 and d["ci95"] > 0
 
 
-def test_ceiling_rows_of_a_perfect_autoencoder_equal_the_real_row():
+class Identity(torch.nn.Module):
+    """A lossless autoencoder (the latent is the image)."""
+
+    def encode(self, x):
+        return x, torch.zeros_like(x)
+
+    def decode(self, z):
+        return z
+
+
+def test_diagnostic_rows_of_a_perfect_autoencoder_equal_the_real_row():
     """Chapter 4's diagnostic rows: a lossless autoencoder reconstructs the real set exactly, so its row
     equals the real set's; the blurred row loses texture, so its pairs look more alike."""
-    from ldm.evaluate import ceiling_rows, sample_set_metrics
+    from ldm.evaluate import diagnostic_sets, sample_set_metrics
     from ldm.metrics import feature_extractor
-
-    class Identity(torch.nn.Module):
-        def encode(self, x):
-            return x, torch.zeros_like(x)
-
-        def decode(self, z):
-            return z
 
     cfg = load_profile("smoke").metrics
     rng = np.random.default_rng(0)
@@ -164,10 +167,46 @@ def test_ceiling_rows_of_a_perfect_autoencoder_equal_the_real_row():
                    + 0.1 * rng.standard_normal((10, 24, 28, 24)), 0, 1).astype(np.float32)
     extractor = feature_extractor("")
     reference = extractor(rng.random((12, 24, 28, 24)).astype(np.float32))
-    rows = ceiling_rows(Identity(), real, reference, extractor, cfg, blur_voxels=1.0)
+    rows = {k: sample_set_metrics(v, reference, extractor, cfg)
+            for k, v in diagnostic_sets(Identity(), real, blur_voxels=1.0).items()}
     exact = sample_set_metrics(real, reference, extractor, cfg)
     recon = rows["Autoencoder reconstructions"]
     assert recon["fid"] == pytest.approx(exact["fid"], rel=1e-6)
     assert recon["ms_ssim"] == pytest.approx(exact["ms_ssim"], rel=1e-6)
     blurred = rows["Real images blurred (sd 1 voxel)"]
     assert blurred["ms_ssim"] > exact["ms_ssim"] + 0.05
+
+
+def test_noise_sd_is_the_finest_haar_band_and_recovers_white_noise():
+    """``noise_sd`` is MAD / 0.6745 of the finest all-axes Haar detail (here written as the signed sum of
+    each 2x2x2 block), and recovers the sd of white noise added to a smooth phantom."""
+    from ldm.evaluate import noise_sd
+
+    rng = np.random.default_rng(0)
+    vol = brain_like(0) + 0.02 * rng.standard_normal((40, 56, 40))
+    blocks = vol.reshape(20, 2, 28, 2, 20, 2)
+    sign = np.array([1, -1])
+    detail = np.einsum("aibjck,i,j,k->abc", blocks, sign, sign, sign) / 2 ** 1.5
+    inside = blocks[:, 0, :, 0, :, 0] > 0.1
+    assert noise_sd(vol[None]) == pytest.approx(np.median(np.abs(detail[inside])) / 0.6745, rel=1e-9)
+    for sd in (0.01, 0.03):
+        noisy = np.stack([brain_like(i) for i in range(3)]) + sd * rng.standard_normal((3, 40, 56, 40))
+        assert noise_sd(noisy) == pytest.approx(sd, rel=0.15)
+    assert noise_sd(brain_like(1)[None]) < 0.002  # the phantom alone: almost nothing in that band
+
+
+def test_diagnostic_sets_with_noise_add_the_same_noise_to_each_set():
+    from ldm.evaluate import add_noise, diagnostic_sets
+
+    real = np.stack([brain_like(i, (24, 28, 24)) for i in range(6)])
+    sets = diagnostic_sets(Identity(), real, noise=0.03, samples={"LDM": real[::-1].copy()})
+    assert set(sets) == {"Autoencoder reconstructions", "Real images blurred (sd 0.5 voxel)",
+                         "Real images + white noise (sd 0.030)", "Autoencoder reconstructions + white noise (sd 0.030)",
+                         "LDM + white noise (sd 0.030)"}
+    noisy = sets["Real images + white noise (sd 0.030)"]
+    assert np.array_equal(noisy, add_noise(real, 0.03))  # seed 0, and the lossless autoencoder changes nothing
+    assert np.array_equal(sets["Autoencoder reconstructions + white noise (sd 0.030)"], noisy)
+    assert np.array_equal(sets["LDM + white noise (sd 0.030)"], add_noise(real[::-1], 0.03))
+    assert noisy.min() >= 0 and noisy.max() <= 1 and noisy.dtype == np.float32
+    assert 0.025 < (noisy - real)[(real > 0.1) & (real < 0.9)].std() < 0.035  # clipping aside, sd 0.03
+    assert not np.array_equal(noisy, add_noise(real, 0.03, seed=1))
