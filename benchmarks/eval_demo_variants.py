@@ -6,7 +6,10 @@ split only, so that choosing one never looks at the test subjects that Table 1 r
 For each variant folder (holding autoencoder.pt and diffusion.pt): reconstructions of the validation
 subjects (L1 inside the head, PSNR, FID against the training split, MS-SSIM of pairs) and samples drawn
 with validation covariates by the profile's default sampler (FID, MS-SSIM of pairs, fraction plausible:
-correlation with the training mean image at least the lowest validation subject's). Writes a markdown
+correlation with the training mean image at least the lowest validation subject's). Beside each FID, the
+FID with white noise at the training images' own level added (``ldm.evaluate.noise_sd``; a diagnostic of
+how much of it is missing texture, ``benchmarks/results/fid_noise_texture_2026-11-27.md``; the choice
+stays on the FID as decoded). Writes a markdown
 table and a figure (one axial slice per variant: a reconstruction and two samples) to ``--out``.
 
 A variant may also be an autoencoder file alone (e.g. the ``autoencoder_step<N>.pt`` snapshots of
@@ -31,9 +34,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ldm.checkpoints import load_checked, model_state  # noqa: E402
 from ldm.conditioning import cohort_draw  # noqa: E402
 from ldm.config import load_profile  # noqa: E402
-from ldm.evaluate import mean_image_correlation, reconstruct, reconstruction_metrics, sample_set_metrics  # noqa: E402
+from ldm.evaluate import (  # noqa: E402
+    add_noise,
+    mean_image_correlation,
+    noise_sd,
+    reconstruct,
+    reconstruction_metrics,
+    sample_set_metrics,
+)
 from ldm.generate import generate, load_pipeline  # noqa: E402
-from ldm.metrics import feature_extractor  # noqa: E402
+from ldm.metrics import feature_extractor, fid_from_features  # noqa: E402
 from ldm.networks import build_autoencoder  # noqa: E402
 from ldm.numbers import machine  # noqa: E402
 from ldm.preprocess import load_preprocessed  # noqa: E402
@@ -44,16 +54,16 @@ def volumes(table):
 
 
 def evaluate(folder: Path, prof, val, reference, extractor, floor, mean_image, n_samples: int, seed: int,
-             guidance: float | None = None) -> dict:
+             guidance: float | None = None, noise: float = 0.0) -> dict:
     ae_file = folder if folder.suffix == ".pt" else folder / "autoencoder.pt"
     if folder.suffix == ".pt" or not (folder / "diffusion.pt").is_file():  # an autoencoder alone
         ck = load_checked(ae_file, prof, "autoencoder")
         ae = build_autoencoder(prof.autoencoder)
         ae.load_state_dict(model_state(ck))
-        return autoencoder_row(ae, ck, ae_file, prof, val, reference, extractor)
+        return autoencoder_row(ae, ck, ae_file, prof, val, reference, extractor, noise)
     pipe = load_pipeline(prof, folder)
     row = autoencoder_row(pipe.autoencoder, torch.load(ae_file, weights_only=True), folder, prof, val, reference,
-                          extractor)
+                          extractor, noise)
     t0 = time.perf_counter()
     samples = generate(pipe, cohort_draw(VAL_TABLE, n_samples, seed=seed), list(range(seed, seed + n_samples)),
                        guidance_scale=guidance)
@@ -62,12 +72,13 @@ def evaluate(folder: Path, prof, val, reference, extractor, floor, mean_image, n
     row.update(diffusion_steps=dm["step"], diffusion_final_loss=dm["history"][-1]["loss"],
                samples={**sample_set_metrics(samples, reference, extractor, prof.metrics),
                         "plausible": float((mean_image_correlation(samples, mean_image) >= floor).mean()),
+                        "fid_with_noise": fid_from_features(extractor(add_noise(samples, noise)), reference),
                         "seconds_per_sample": seconds},
                _show=(row["_show"][0], samples[0], samples[1]))
     return row
 
 
-def autoencoder_row(ae, ck: dict, variant: Path, prof, val, reference, extractor) -> dict:
+def autoencoder_row(ae, ck: dict, variant: Path, prof, val, reference, extractor, noise: float) -> dict:
     """A variant's recipe (from its autoencoder checkpoint ``ck``) and ``ae``'s reconstructions of the
     validation volumes; ``samples`` stays None until a diffusion model adds them."""
     recons = reconstruct(ae, torch.from_numpy(val)[:, None])
@@ -77,7 +88,8 @@ def autoencoder_row(ae, ck: dict, variant: Path, prof, val, reference, extractor
     return {"variant": str(variant), "autoencoder_steps": ck["step"], "adversarial_weight": cfg["adversarial_weight"],
             "adversarial_warmup_steps": cfg["adversarial_warmup_steps"], "batch": cfg["autoencoder_batch_size"],
             "diffusion_steps": None,
-            "reconstruction": {**rec, **sample_set_metrics(recons, reference, extractor, prof.metrics)},
+            "reconstruction": {**rec, **sample_set_metrics(recons, reference, extractor, prof.metrics),
+                               "fid_with_noise": fid_from_features(extractor(add_noise(recons, noise)), reference)},
             "samples": None, "_show": (recons[0], None, None)}
 
 
@@ -103,10 +115,12 @@ def main() -> None:
     mean_image = train.mean(0)
     floor = float(mean_image_correlation(val, mean_image).min())
     real = sample_set_metrics(val, reference, extractor, prof.metrics)
+    noise = noise_sd(train)
+    real["fid_with_noise"] = fid_from_features(extractor(add_noise(val, noise)), reference)
     rows = []
     for v in args.variants:
         rows.append(evaluate(Path(v), prof, val, reference, extractor, floor, mean_image, args.n_samples, args.seed,
-                             args.guidance))
+                             args.guidance, noise))
         print(json.dumps({k: x for k, x in rows[-1].items() if k != "_show"}), flush=True)
     guidance = prof.sampling.guidance_scale if args.guidance is None else args.guidance
     out = Path(args.out)
@@ -115,21 +129,25 @@ def main() -> None:
              f"Machine: {machine()}. FID features: {extractor.name}; reference: {len(train)} training volumes. "
              f"Samples: {args.n_samples}, {prof.sampling.sampler} {prof.sampling.dpm_steps} steps, guidance "
              f"{guidance}, covariates drawn from the validation subjects.", "",
-             f"Real validation images: FID {real['fid']:.4f}, MS-SSIM of pairs {real['ms_ssim']:.3f}.", "",
+             f"Real validation images: FID {real['fid']:.4f} ({real['fid_with_noise']:.4f} with noise), MS-SSIM of "
+             f"pairs {real['ms_ssim']:.3f}. With noise: white noise of sd {noise:.4f}, the training images' own "
+             "level (wavelet MAD).", "",
              "| variant | AE steps (batch) | adversarial (from step) | diffusion steps | recon L1 head | recon PSNR "
-             "| recon FID | recon MS-SSIM | sample FID | sample MS-SSIM | plausible |",
+             "| recon FID (with noise) | recon MS-SSIM | sample FID (with noise) | sample MS-SSIM | plausible |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         rc, s = r["reconstruction"], r["samples"]
-        sampled = (f"{s['fid']:.4f} | {s['ms_ssim']:.3f} | {s['plausible']:.0%}" if s is not None
+        sampled = (f"{s['fid']:.4f} ({s['fid_with_noise']:.4f}) | {s['ms_ssim']:.3f} | {s['plausible']:.0%}"
+                   if s is not None
                    else "no diffusion model | | ")
         lines.append(f"| {r['variant']} | {r['autoencoder_steps']} ({r['batch']}) | {r['adversarial_weight']:g} "
                      f"({r['adversarial_warmup_steps']}) | {r['diffusion_steps'] or '-'} | "
-                     f"{rc['l1_inside_head']:.4f} | {rc['psnr_db']:.2f} | {rc['fid']:.4f} | {rc['ms_ssim']:.3f} | "
+                     f"{rc['l1_inside_head']:.4f} | {rc['psnr_db']:.2f} | "
+                     f"{rc['fid']:.4f} ({rc['fid_with_noise']:.4f}) | {rc['ms_ssim']:.3f} | "
                      f"{sampled} |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps({"real": real, "rows": [{k: x for k, x in r.items() if k != "_show"}
-                                                                            for r in rows]}, indent=2))
+    shown = [{k: x for k, x in r.items() if k != "_show"} for r in rows]
+    out.with_suffix(".json").write_text(json.dumps({"real": real, "noise_sd": noise, "rows": shown}, indent=2))
     fig, axes = plt.subplots(len(rows) + 1, 3, figsize=(7, 2.6 * (len(rows) + 1)))
     z = val.shape[-1] // 2
     for ax, img, title in zip(axes[0], (val[0], val[1], val[2]), ("real 0", "real 1", "real 2")):
