@@ -75,11 +75,12 @@ def diagnostic_sets(ae: torch.nn.Module, real: np.ndarray, blur_voxels: float = 
     reconstructions (the best an LDM sample can look: every sample is a decoded latent) and the same
     volumes blurred by a Gaussian of ``blur_voxels`` sd (how much the metrics react to losing fine texture).
 
-    With ``noise`` (an sd, e.g. ``noise_sd`` of the training images), three more sets: the real volumes,
-    their reconstructions and each set in ``samples`` with that much white noise added (``add_noise``,
-    seed 0). A decoder trained with an L1 loss returns a smooth estimate without the scanner's noise; these
-    sets show how much of a FID is that missing texture, and whether noise alone makes real images score
-    better (it should not)."""
+    With ``noise`` (an sd, e.g. ``noise_sd`` of the training images), more sets: the real volumes, their
+    reconstructions and each set in ``samples``, each with that much white noise added (``add_noise``, seed
+    0: the same noise field for every set, so differences between sets are not noise draws). A decoder
+    trained with an L1 loss returns a smooth estimate without the scanner's noise; these sets show how much
+    of a FID is that missing texture, and whether noise alone makes real images score better (it should
+    not)."""
     from scipy.ndimage import gaussian_filter
 
     recons = reconstruct(ae, torch.as_tensor(real, dtype=torch.float32)[:, None])[:, 0].numpy()
