@@ -53,8 +53,13 @@ def volumes(table):
     return np.stack([np.asarray(nib.load(p).dataobj, dtype=np.float32) for p in table["image"]])
 
 
+def fid_with_noise(volumes, noise: float, reference, extractor) -> float:
+    """FID of ``volumes`` with white noise of sd ``noise`` added (the diagnostic beside each FID)."""
+    return fid_from_features(extractor(add_noise(volumes, noise)), reference)
+
+
 def evaluate(folder: Path, prof, val, reference, extractor, floor, mean_image, n_samples: int, seed: int,
-             guidance: float | None = None, noise: float = 0.0) -> dict:
+             guidance: float | None, noise: float) -> dict:
     ae_file = folder if folder.suffix == ".pt" else folder / "autoencoder.pt"
     if folder.suffix == ".pt" or not (folder / "diffusion.pt").is_file():  # an autoencoder alone
         ck = load_checked(ae_file, prof, "autoencoder")
@@ -72,7 +77,7 @@ def evaluate(folder: Path, prof, val, reference, extractor, floor, mean_image, n
     row.update(diffusion_steps=dm["step"], diffusion_final_loss=dm["history"][-1]["loss"],
                samples={**sample_set_metrics(samples, reference, extractor, prof.metrics),
                         "plausible": float((mean_image_correlation(samples, mean_image) >= floor).mean()),
-                        "fid_with_noise": fid_from_features(extractor(add_noise(samples, noise)), reference),
+                        "fid_with_noise": fid_with_noise(samples, noise, reference, extractor),
                         "seconds_per_sample": seconds},
                _show=(row["_show"][0], samples[0], samples[1]))
     return row
@@ -89,7 +94,7 @@ def autoencoder_row(ae, ck: dict, variant: Path, prof, val, reference, extractor
             "adversarial_warmup_steps": cfg["adversarial_warmup_steps"], "batch": cfg["autoencoder_batch_size"],
             "diffusion_steps": None,
             "reconstruction": {**rec, **sample_set_metrics(recons, reference, extractor, prof.metrics),
-                               "fid_with_noise": fid_from_features(extractor(add_noise(recons, noise)), reference)},
+                               "fid_with_noise": fid_with_noise(recons, noise, reference, extractor)},
             "samples": None, "_show": (recons[0], None, None)}
 
 
@@ -116,7 +121,7 @@ def main() -> None:
     floor = float(mean_image_correlation(val, mean_image).min())
     real = sample_set_metrics(val, reference, extractor, prof.metrics)
     noise = noise_sd(train)
-    real["fid_with_noise"] = fid_from_features(extractor(add_noise(val, noise)), reference)
+    real["fid_with_noise"] = fid_with_noise(val, noise, reference, extractor)
     rows = []
     for v in args.variants:
         rows.append(evaluate(Path(v), prof, val, reference, extractor, floor, mean_image, args.n_samples, args.seed,

@@ -52,8 +52,8 @@ def noise_sd(volumes: np.ndarray, threshold: float = 0.1) -> float:
     edges that do reach it (measured: +9% on white noise over a test phantom's sharp edges); noise that
     resampling has smoothed loses some of its energy in that band, which makes the estimate err low."""
     sds = []
-    for v in np.asarray(volumes, dtype=np.float64):
-        v = v[: v.shape[0] // 2 * 2, : v.shape[1] // 2 * 2, : v.shape[2] // 2 * 2]
+    for v in volumes:  # one volume at a time in float64, not a float64 copy of the whole set
+        v = np.asarray(v, dtype=np.float64)[: v.shape[0] // 2 * 2, : v.shape[1] // 2 * 2, : v.shape[2] // 2 * 2]
         d = (v[0::2] - v[1::2]) / np.sqrt(2)  # orthonormal Haar steps keep white noise's sd
         d = (d[:, 0::2] - d[:, 1::2]) / np.sqrt(2)
         d = (d[:, :, 0::2] - d[:, :, 1::2]) / np.sqrt(2)
