@@ -67,6 +67,9 @@ class CohortConfig:
 class PreprocessingConfig:
     registration_voxel_mm: float  # rigid registration runs on images at this resolution
     registration_iterations: int
+    # Mattes MI works across contrasts; correlation assumes the scan looks like the T1 template (T1w does)
+    # and lands nearer a converged reference, in 60% of the time (benchmarks/results/registration_*.{json,md})
+    registration_metric: Literal["mattes_mi", "correlation"]
     interpolation: Literal["linear", "bspline"]
 
 

@@ -1,9 +1,10 @@
 """Preprocessing (paper 2.1): raw T1w scans -> MNI-aligned volumes of the profile's shape, in [0, 1].
 
 Per scan: reorient to RAS; rigid registration to the MNI152 2009 template (SimpleITK: Mattes mutual
-information, multi-resolution, regular-step gradient descent); then *one* resampling onto the
-profile's target grid (its voxel size and crop/pad box in MNI space), with Gaussian anti-aliasing when
-the target voxels are coarser than the scan's; intensities mapped to [0, 1] by robust percentiles.
+information or correlation, as the profile says; multi-resolution, regular-step gradient descent); then
+*one* resampling onto the profile's target grid (its voxel size and crop/pad box in MNI space), with
+Gaussian anti-aliasing when the target voxels are coarser than the scan's; intensities mapped to [0, 1]
+by robust percentiles.
 Resampling once, instead of resample-then-register-then-crop, interpolates the image once.
 
 The paper used UniRes for this step (rigid registration to MNI, 1 mm, crop to 160x224x160); UniRes
@@ -70,10 +71,11 @@ def register_rigid(moving: sitk.Image, fixed: sitk.Image, iterations: int = 100,
                    sampling: float = 0.25, min_step: float = 1e-3) -> sitk.Euler3DTransform:
     """Rigid transform mapping fixed (template) physical points to moving (scan) physical points.
 
-    Initialised by matching foreground centres of mass; Mattes MI (32 bins) on a regular 25% sample;
-    two resolution levels (x2 shrink with 2 mm smoothing, then full); gradient descent with steps
-    scaled by the physical shift each parameter causes. ``metric`` ("mattes_mi" or "correlation"),
-    ``sampling`` and ``min_step`` exist for ``benchmarks/bench_registration.py``; preprocessing uses the defaults.
+    Initialised by matching foreground centres of mass; ``metric`` (Mattes MI with 32 bins, or
+    correlation: ``preprocessing.registration_metric``) on a regular 25% sample; two resolution levels
+    (x2 shrink with 2 mm smoothing, then full); gradient descent with steps scaled by the physical shift
+    each parameter causes. ``sampling`` and ``min_step`` exist for ``benchmarks/bench_registration.py``;
+    preprocessing uses the defaults.
     """
     scale = float(np.percentile(sitk.GetArrayViewFromImage(moving), 99))
     moving = sitk.Cast(sitk.Cast(moving, sitk.sitkFloat32) / scale, sitk.sitkFloat32)
@@ -151,7 +153,8 @@ def preprocess_image(img: nib.Nifti1Image, data: DataConfig, prep: Preprocessing
     """One scan -> dict(volume in [0,1] on the target grid, affine, transform, ncc with the template)."""
     canonical = nib.as_closest_canonical(img)  # reorient to RAS (lossless: flips and axis swaps)
     moving = to_sitk(np.asanyarray(canonical.dataobj, dtype=np.float32), canonical.affine)
-    transform = register_rigid(moving, _fixed_template(prep.registration_voxel_mm), prep.registration_iterations)
+    transform = register_rigid(moving, _fixed_template(prep.registration_voxel_mm), prep.registration_iterations,
+                               metric=prep.registration_metric)
     affine, shape = target_grid(data)
     vol = normalise_intensity(resample(moving, transform, affine, shape, prep.interpolation),
                               data.intensity_percentiles)

@@ -355,6 +355,23 @@ def _config_record(profile: Profile) -> str:
     return json.dumps({"name": profile.name, "fingerprint": profile.fingerprint(), **profile.to_dict()}, default=list)
 
 
+# profile keys added after checkpoints had been saved, with the value every run before them used: a saved
+# config reads as if written today, so a new key does not make every earlier checkpoint look stale
+ADDED_KEYS = {"preprocessing.registration_metric": "mattes_mi"}
+
+
+def saved_config(ck: dict) -> dict:
+    """The profile a checkpoint was trained with (its ``config`` record), keys added since filled in."""
+    saved = json.loads(ck["config"])
+    for key, value in ADDED_KEYS.items():
+        *sections, leaf = key.split(".")
+        node = saved
+        for section in sections:
+            node = node.setdefault(section, {})
+        node.setdefault(leaf, value)
+    return saved
+
+
 def resume(path: Path, profile: Profile, section: str, parts: dict,
            same: dict[str, torch.Tensor] | None = None) -> tuple[int, list[dict]]:
     """Load each of ``parts`` (name in the checkpoint -> module or optimizer) from ``path`` if it exists;
@@ -394,7 +411,7 @@ ARCHITECTURE_KEYS["vaegan"] = ARCHITECTURE_KEYS["lsgan"]
 
 def check_architecture(ck: dict, profile: Profile, section: str, path: Path) -> None:
     """A checkpoint resumes (or loads) only into the architecture it was trained with."""
-    saved = json.loads(ck["config"])
+    saved = saved_config(ck)
     now = json.loads(_config_record(profile))
     for key in ARCHITECTURE_KEYS[section]:
         was, want = _dotted(saved, key), _dotted(now, key)

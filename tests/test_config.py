@@ -68,6 +68,8 @@ def test_overrides_apply_and_are_checked():
         load_profile("smoke", {"cohort.n_subjectz": 7})
     with pytest.raises(ConfigError, match=r"cohort\.n_subjects: expected an integer"):
         load_profile("smoke", {"cohort.n_subjects": "7"})
+    with pytest.raises(ConfigError, match=r"registration_metric: expected one of \['mattes_mi', 'correlation'\]"):
+        load_profile("smoke", {"preprocessing.registration_metric": "mutual_information"})
 
 
 def test_inconsistent_sizes_are_refused():

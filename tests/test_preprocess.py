@@ -63,9 +63,10 @@ def rigid_errors(found: sitk.Euler3DTransform, truth: np.ndarray) -> tuple[float
     return float(angle), float(np.linalg.norm(diff, axis=0).max())
 
 
-@pytest.mark.parametrize("axcodes", ["RAS", "PIL", "LPS"])
-def test_registration_recovers_a_known_rigid_transform(axcodes):
-    demo = load_profile("demo")
+@pytest.mark.parametrize(("axcodes", "metric"),
+                         [("RAS", "mattes_mi"), ("PIL", "mattes_mi"), ("LPS", "mattes_mi"), ("PIL", "correlation")])
+def test_registration_recovers_a_known_rigid_transform(axcodes, metric):
+    demo = load_profile("demo", {"preprocessing.registration_metric": metric})
     img, truth = moved_template(2.0, rotation_deg=(8.0, -6.0, 10.0), translation_mm=(7.0, -5.0, 4.0), axcodes=axcodes)
     res = preprocess_image(img, demo.data, demo.preprocessing)
     angle, displacement = rigid_errors(res["transform"], truth)
