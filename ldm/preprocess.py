@@ -267,6 +267,10 @@ def preprocess_cohort(
     manifest = pd.DataFrame(rows)
     atomic_write_table(manifest, manifest_path)
     failed = manifest[manifest["status"] != "ok"]
+    if len(failed) and len(failed) == len(manifest):  # nothing to go on with: say why here, not as a later KeyError
+        errors = failed["error"].str.split(": ", n=1).str[-1].value_counts()
+        raise DataError(f"{manifest_path}: every one of the {len(manifest)} subjects failed; most often "
+                        f"({errors.iloc[0]} of them): {errors.index[0]}; first: {failed['error'].iloc[0]}")
     if len(failed):
         log.warning("%d of %d subjects failed; see %s", len(failed), len(manifest), manifest_path)
     return manifest

@@ -162,6 +162,21 @@ def test_one_bad_subject_is_recorded_and_the_rest_kept(tmp_path, smoke, cohort_d
     assert (third["status"] == "ok").sum() == 3
 
 
+def test_a_cohort_where_every_subject_fails_stops_with_the_reason(tmp_path, smoke, cohort_dir):
+    from ldm.data import load_cohort
+
+    table = load_cohort(cohort_dir, smoke.data.covariates).head(2).copy()
+    for i in range(2):
+        flat = tmp_path / f"flat{i}.nii.gz"
+        nib.save(nib.Nifti1Image(np.zeros((10, 10, 10), np.float32), np.eye(4)), flat)
+        table.loc[i, "image"] = str(flat)
+    with pytest.raises(DataError, match=r"manifest\.tsv: every one of the 2 subjects failed; most often \(2 of them\): "
+                                        r"T1w image: every voxel equals 0\.0 .*; first: .*flat0\.nii\.gz: T1w image"):
+        preprocess_cohort(table, tmp_path / "pre", smoke, progress=False)
+    kept = pd.read_csv(tmp_path / "pre" / "manifest.tsv", sep="\t")  # written before the error: nothing is lost
+    assert kept["status"].tolist() == ["failed", "failed"]
+
+
 def test_bad_image_gives_a_clear_error(tmp_path, smoke):
     path = tmp_path / "empty.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((10, 10, 10), np.float32), np.eye(4)), path)
