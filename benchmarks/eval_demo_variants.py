@@ -47,10 +47,18 @@ from ldm.metrics import feature_extractor, fid_from_features  # noqa: E402
 from ldm.networks import build_autoencoder  # noqa: E402
 from ldm.numbers import machine  # noqa: E402
 from ldm.preprocess import load_preprocessed  # noqa: E402
+from ldm.train import saved_config  # noqa: E402
 
 
 def volumes(table):
     return np.stack([np.asarray(nib.load(p).dataobj, dtype=np.float32) for p in table["image"]])
+
+
+def unet_label(row: dict) -> str:
+    """' (UNet 32-48)' for a variant whose UNet is not the demo profile's; '' otherwise."""
+    channels = row.get("unet_channels")
+    shipped = list(load_profile("demo").diffusion.channels)
+    return f" (UNet {'-'.join(map(str, channels))})" if channels and list(channels) != shipped else ""
 
 
 def fid_with_noise(volumes, noise: float, reference, extractor) -> float:
@@ -66,7 +74,9 @@ def evaluate(folder: Path, prof, val, reference, extractor, floor, mean_image, n
         ae = build_autoencoder(prof.autoencoder)
         ae.load_state_dict(model_state(ck))
         return autoencoder_row(ae, ck, ae_file, prof, val, reference, extractor, noise)
-    pipe = load_pipeline(prof, folder)
+    # a variant may have another UNet (gpu_demo_retrain.py's "profile" overrides): build the one it was trained as
+    unet = saved_config(torch.load(folder / "diffusion.pt", weights_only=True))["diffusion"]
+    pipe = load_pipeline(load_profile("demo", {f"diffusion.{k}": v for k, v in unet.items()}), folder)
     row = autoencoder_row(pipe.autoencoder, torch.load(ae_file, weights_only=True), folder, prof, val, reference,
                           extractor, noise)
     t0 = time.perf_counter()
@@ -75,6 +85,7 @@ def evaluate(folder: Path, prof, val, reference, extractor, floor, mean_image, n
     seconds = (time.perf_counter() - t0) / n_samples
     dm = torch.load(folder / "diffusion.pt", weights_only=True)
     row.update(diffusion_steps=dm["step"], diffusion_final_loss=dm["history"][-1]["loss"],
+               unet_channels=unet["channels"],
                samples={**sample_set_metrics(samples, reference, extractor, prof.metrics),
                         "plausible": float((mean_image_correlation(samples, mean_image) >= floor).mean()),
                         "fid_with_noise": fid_with_noise(samples, noise, reference, extractor),
@@ -146,7 +157,7 @@ def main() -> None:
                    if s is not None
                    else "no diffusion model | | ")
         lines.append(f"| {r['variant']} | {r['autoencoder_steps']} ({r['batch']}) | {r['adversarial_weight']:g} "
-                     f"({r['adversarial_warmup_steps']}) | {r['diffusion_steps'] or '-'} | "
+                     f"({r['adversarial_warmup_steps']}) | {r['diffusion_steps'] or '-'}{unet_label(r)} | "
                      f"{rc['l1_inside_head']:.4f} | {rc['psnr_db']:.2f} | "
                      f"{rc['fid']:.4f} ({rc['fid_with_noise']:.4f}) | {rc['ms_ssim']:.3f} | "
                      f"{sampled} |")

@@ -20,12 +20,13 @@ on one NVIDIA H200 and the choice among its variants: benchmarks/results/demo_va
     # here again: compare them on the validation split
     python benchmarks/eval_demo_variants.py --variants checkpoints/demo <unpacked variant folders>
 
-Each variant is the demo profile with a few ``training`` overrides (VARIANTS). Its step counts are set
-from its own measured speed, so all finish inside the budget: a short probe run times the autoencoder
-steps, the rest of the autoencoder's share of the budget sets ``autoencoder_steps`` (the learning rate is
-constant, so a run of N steps is the same whatever its planned length), then likewise the diffusion
-model. The networks are trained by ``ldm.train``'s own functions; each variant's checkpoints are exported
-as shipped ones (``ldm.checkpoints.export``: float16, EMA) into ``<out>/<variant>.tar`` with its log.
+Each variant is the demo profile with a few ``training`` overrides (VARIANTS; under "profile", those of
+other sections). Its step counts are set from its own measured speed, so all finish inside the budget:
+a short probe run times the autoencoder steps, the rest of the autoencoder's share of the budget sets
+``autoencoder_steps`` (the learning rate is constant, so a run of N steps is the same whatever its
+planned length), then likewise the diffusion model. The networks are trained by ``ldm.train``'s own
+functions; each variant's checkpoints are exported as shipped ones (``ldm.checkpoints.export``: float16,
+EMA) into ``<out>/<variant>.tar`` with its log.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ VARIANTS = {
     # then train on a CPU: python -m ldm.train diffusion, ~1 h); with LDM_SNAPSHOT_EVERY, how far more
     # steps go (validation reconstruction FID fell from 0.0217 at 3500 steps to 0.0204 at 5100)
     "adv005_ae": {"autoencoder_batch_size": 8, "adversarial_weight": 0.005, "warmup_fraction": 0.4, "ae_share": 1.0},
+    # the shipped recipe with a smaller UNet ("profile": other sections' overrides): sampling is most of the
+    # book's time, and these take x0.71-0.77 of the shipped UNet's time a step here (bench_unet_size.py)
+    "adv005_unet32x48": {"autoencoder_batch_size": 8, "adversarial_weight": 0.005, "warmup_fraction": 0.4,
+                         "profile": {"diffusion.channels": [32, 48], "diffusion.num_head_channels": [0, 24]}},
 }
 DISCRIMINATOR_COST = 1.6   # an adversarial step's cost relative to an L1 step (CPU measured 1.3; margin)
 AE_SHARE = float(os.environ.get("LDM_AE_SHARE", 0.72))  # of each variant's time: autoencoder; the rest: diffusion
@@ -140,8 +145,9 @@ def one(name: str, data: Path, out: Path, deadline: float) -> None:
     over = dict(VARIANTS[name])
     warmup_fraction = over.pop("warmup_fraction", 0.0)
     ae_share = over.pop("ae_share", AE_SHARE)
+    sections = over.pop("profile", {})  # dotted overrides of other sections (e.g. a smaller UNet)
     images, covariates, _ = unpack(data)
-    base = load_profile("demo", training_overrides(over))
+    base = load_profile("demo", {**sections, **training_overrides(over)})
     t0 = time.time()
     train_autoencoder(base, images, out, steps=WARMUP_STEPS, progress=False)  # cudnn autotuning, allocations
     t1 = time.time()
@@ -155,7 +161,7 @@ def one(name: str, data: Path, out: Path, deadline: float) -> None:
     log(f"autoencoder: {per_step * 1000:.1f} ms/step (probe, after {t1 - t0:.1f} s warm-up): {n_ae} steps, "
         f"adversarial from {warmup}")
     steps = {"autoencoder_steps": n_ae, "adversarial_warmup_steps": warmup}
-    profile = load_profile("demo", training_overrides({**over, **steps}))
+    profile = load_profile("demo", {**sections, **training_overrides({**over, **steps})})
     # in stretches (each resumes the last: the learning rate is constant, so this is one run)
     for stop in range(SNAPSHOT_EVERY, n_ae, SNAPSHOT_EVERY) if SNAPSHOT_EVERY else ():
         if stop > WARMUP_STEPS + PROBE:
@@ -175,7 +181,7 @@ def one(name: str, data: Path, out: Path, deadline: float) -> None:
     per_step = (time.time() - t1) / PROBE
     n_diff = max(WARMUP_STEPS + PROBE, _steps_for(deadline - 20 - time.time(), per_step, MAX_DIFFUSION_STEPS))
     log(f"diffusion: {per_step * 1000:.1f} ms/step (probe): {n_diff} steps")
-    profile = load_profile("demo", training_overrides({**over, **steps, "diffusion_steps": n_diff}))
+    profile = load_profile("demo", {**sections, **training_overrides({**over, **steps, "diffusion_steps": n_diff})})
     train_diffusion(profile, latents, covariates, out, progress=False)
     ck = load_checkpoint(out / "diffusion.pt")
     log(f"diffusion done: {ck['step']} steps, final loss {ck['history'][-1]['loss']:.4f}")
