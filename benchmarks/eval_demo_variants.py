@@ -6,7 +6,9 @@ split only, so that choosing one never looks at the test subjects that Table 1 r
 For each variant folder (holding autoencoder.pt and diffusion.pt): reconstructions of the validation
 subjects (L1 inside the head, PSNR, FID against the training split, MS-SSIM of pairs) and samples drawn
 with validation covariates by the profile's default sampler (FID, MS-SSIM of pairs, fraction plausible:
-correlation with the training mean image at least the lowest validation subject's). Beside each FID, the
+correlation with the training mean image at least the lowest validation subject's; ventricle conditioning r:
+the requested volume against chapter 5's measurement; seconds a sample). Each pair's UNet is built as its
+checkpoint was trained (a variant may have another size). Beside each FID, the
 FID with white noise at the training images' own level added (``ldm.evaluate.noise_sd``; a diagnostic of
 how much of it is missing texture, ``benchmarks/results/fid_noise_texture_2026-11-27.md``; the choice
 stays on the FID as decoded). Writes a markdown
@@ -32,7 +34,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ldm.checkpoints import load_checked, model_state  # noqa: E402
-from ldm.conditioning import cohort_draw  # noqa: E402
+from ldm.conditioning import cohort_draw, natural  # noqa: E402
 from ldm.config import load_profile  # noqa: E402
 from ldm.evaluate import (  # noqa: E402
     add_noise,
@@ -48,6 +50,7 @@ from ldm.networks import build_autoencoder  # noqa: E402
 from ldm.numbers import machine  # noqa: E402
 from ldm.preprocess import load_preprocessed  # noqa: E402
 from ldm.train import saved_config  # noqa: E402
+from ldm.ventricles import calibrate, ventricle_measure  # noqa: E402
 
 
 def volumes(table):
@@ -67,7 +70,7 @@ def fid_with_noise(volumes, noise: float, reference, extractor) -> float:
 
 
 def evaluate(folder: Path, prof, val, reference, extractor, floor, mean_image, n_samples: int, seed: int,
-             guidance: float | None, noise: float) -> dict:
+             guidance: float | None, noise: float, measure) -> dict:
     ae_file = folder if folder.suffix == ".pt" else folder / "autoencoder.pt"
     if folder.suffix == ".pt" or not (folder / "diffusion.pt").is_file():  # an autoencoder alone
         ck = load_checked(ae_file, prof, "autoencoder")
@@ -80,16 +83,18 @@ def evaluate(folder: Path, prof, val, reference, extractor, floor, mean_image, n
     row = autoencoder_row(pipe.autoencoder, torch.load(ae_file, weights_only=True), folder, prof, val, reference,
                           extractor, noise)
     t0 = time.perf_counter()
-    samples = generate(pipe, cohort_draw(VAL_TABLE, n_samples, seed=seed), list(range(seed, seed + n_samples)),
-                       guidance_scale=guidance)
+    c = cohort_draw(VAL_TABLE, n_samples, seed=seed)
+    samples = generate(pipe, c, list(range(seed, seed + n_samples)), guidance_scale=guidance)
     seconds = (time.perf_counter() - t0) / n_samples
+    # conditioning (chapter 5's Fig. 3 panel): requested ventricular volume against the one measured
+    ventricle_r = float(np.corrcoef(natural(c, prof, "ventricular_volume"), measure(samples))[0, 1])
     dm = torch.load(folder / "diffusion.pt", weights_only=True)
     row.update(diffusion_steps=dm["step"], diffusion_final_loss=dm["history"][-1]["loss"],
                unet_channels=unet["channels"],
                samples={**sample_set_metrics(samples, reference, extractor, prof.metrics),
                         "plausible": float((mean_image_correlation(samples, mean_image) >= floor).mean()),
                         "fid_with_noise": fid_with_noise(samples, noise, reference, extractor),
-                        "seconds_per_sample": seconds},
+                        "ventricle_r": ventricle_r, "seconds_per_sample": seconds},
                _show=(row["_show"][0], samples[0], samples[1]))
     return row
 
@@ -126,6 +131,7 @@ def main() -> None:
     pre = load_preprocessed(Path(args.run_dir) / "preprocessed")
     VAL_TABLE = pre[pre["split"] == "validation"]
     train, val = volumes(pre[pre["split"] == "train"]), volumes(VAL_TABLE)
+    measure = calibrate(ventricle_measure(prof.data), train, pre[pre["split"] == "train"]["ventricular_volume"])
     extractor = feature_extractor(prof.metrics.fid_weights)
     reference = extractor(train)
     mean_image = train.mean(0)
@@ -136,7 +142,7 @@ def main() -> None:
     rows = []
     for v in args.variants:
         rows.append(evaluate(Path(v), prof, val, reference, extractor, floor, mean_image, args.n_samples, args.seed,
-                             args.guidance, noise))
+                             args.guidance, noise, measure))
         print(json.dumps({k: x for k, x in rows[-1].items() if k != "_show"}), flush=True)
     guidance = prof.sampling.guidance_scale if args.guidance is None else args.guidance
     out = Path(args.out)
@@ -149,13 +155,15 @@ def main() -> None:
              f"pairs {real['ms_ssim']:.3f}. With noise: white noise of sd {noise:.4f}, the training images' own "
              "level (wavelet MAD).", "",
              "| variant | AE steps (batch) | adversarial (from step) | diffusion steps | recon L1 head | recon PSNR "
-             "| recon FID (with noise) | recon MS-SSIM | sample FID (with noise) | sample MS-SSIM | plausible |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| recon FID (with noise) | recon MS-SSIM | sample FID (with noise) | sample MS-SSIM | plausible "
+             "| ventricle r | s/sample |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         rc, s = r["reconstruction"], r["samples"]
-        sampled = (f"{s['fid']:.4f} ({s['fid_with_noise']:.4f}) | {s['ms_ssim']:.3f} | {s['plausible']:.0%}"
+        sampled = (f"{s['fid']:.4f} ({s['fid_with_noise']:.4f}) | {s['ms_ssim']:.3f} | {s['plausible']:.0%} | "
+                   f"{s['ventricle_r']:.3f} | {s['seconds_per_sample']:.2f}"
                    if s is not None
-                   else "no diffusion model | | ")
+                   else "no diffusion model | | | | ")
         lines.append(f"| {r['variant']} | {r['autoencoder_steps']} ({r['batch']}) | {r['adversarial_weight']:g} "
                      f"({r['adversarial_warmup_steps']}) | {r['diffusion_steps'] or '-'}{unet_label(r)} | "
                      f"{rc['l1_inside_head']:.4f} | {rc['psnr_db']:.2f} | "
