@@ -56,7 +56,8 @@ VARIANTS = {
     # steps go (validation reconstruction FID fell from 0.0217 at 3500 steps to 0.0204 at 5100)
     "adv005_ae": {"autoencoder_batch_size": 8, "adversarial_weight": 0.005, "warmup_fraction": 0.4, "ae_share": 1.0},
     # the shipped recipe with a smaller UNet ("profile": other sections' overrides): sampling is most of the
-    # book's time, and these take x0.71-0.77 of the shipped UNet's time a step here (bench_unet_size.py)
+    # book's time, and it takes x0.76 of the shipped UNet's time a step (bench_unet_size.py); trained on a CPU
+    # on the shipped autoencoder it nearly tied the shipped UNet (results/demo_unet_size_2026-11-27.md)
     "adv005_unet32x48": {"autoencoder_batch_size": 8, "adversarial_weight": 0.005, "warmup_fraction": 0.4,
                          "profile": {"diffusion.channels": [32, 48], "diffusion.num_head_channels": [0, 24]}},
 }
