@@ -57,11 +57,11 @@ def volumes(table):
     return np.stack([np.asarray(nib.load(p).dataobj, dtype=np.float32) for p in table["image"]])
 
 
-def unet_label(row: dict) -> str:
-    """' (UNet 32-48)' for a variant whose UNet is not the demo profile's; '' otherwise."""
+def unet_label(row: dict, prof) -> str:
+    """' (UNet 32-48)' for a variant whose UNet is not the profile's; '' otherwise."""
     channels = row.get("unet_channels")
-    shipped = list(load_profile("demo").diffusion.channels)
-    return f" (UNet {'-'.join(map(str, channels))})" if channels and list(channels) != shipped else ""
+    same = channels is None or list(channels) == list(prof.diffusion.channels)
+    return "" if same else f" (UNet {'-'.join(map(str, channels))})"
 
 
 def fid_with_noise(volumes, noise: float, reference, extractor) -> float:
@@ -78,7 +78,8 @@ def evaluate(folder: Path, prof, val, reference, extractor, floor, mean_image, n
         ae.load_state_dict(model_state(ck))
         return autoencoder_row(ae, ck, ae_file, prof, val, reference, extractor, noise)
     # a variant may have another UNet (gpu_demo_retrain.py's "profile" overrides): build the one it was trained as
-    unet = saved_config(torch.load(folder / "diffusion.pt", weights_only=True))["diffusion"]
+    dm = torch.load(folder / "diffusion.pt", weights_only=True)
+    unet = saved_config(dm)["diffusion"]
     pipe = load_pipeline(load_profile("demo", {f"diffusion.{k}": v for k, v in unet.items()}), folder)
     row = autoencoder_row(pipe.autoencoder, torch.load(ae_file, weights_only=True), folder, prof, val, reference,
                           extractor, noise)
@@ -88,7 +89,6 @@ def evaluate(folder: Path, prof, val, reference, extractor, floor, mean_image, n
     seconds = (time.perf_counter() - t0) / n_samples
     # conditioning (chapter 5's Fig. 3 panel): requested ventricular volume against the one measured
     ventricle_r = float(np.corrcoef(natural(c, prof, "ventricular_volume"), measure(samples))[0, 1])
-    dm = torch.load(folder / "diffusion.pt", weights_only=True)
     row.update(diffusion_steps=dm["step"], diffusion_final_loss=dm["history"][-1]["loss"],
                unet_channels=unet["channels"],
                samples={**sample_set_metrics(samples, reference, extractor, prof.metrics),
@@ -130,8 +130,9 @@ def main() -> None:
     prof = load_profile("demo")
     pre = load_preprocessed(Path(args.run_dir) / "preprocessed")
     VAL_TABLE = pre[pre["split"] == "validation"]
-    train, val = volumes(pre[pre["split"] == "train"]), volumes(VAL_TABLE)
-    measure = calibrate(ventricle_measure(prof.data), train, pre[pre["split"] == "train"]["ventricular_volume"])
+    train_table = pre[pre["split"] == "train"]
+    train, val = volumes(train_table), volumes(VAL_TABLE)
+    measure = calibrate(ventricle_measure(prof.data), train, train_table["ventricular_volume"])
     extractor = feature_extractor(prof.metrics.fid_weights)
     reference = extractor(train)
     mean_image = train.mean(0)
@@ -165,7 +166,7 @@ def main() -> None:
                    if s is not None
                    else "no diffusion model | | | | ")
         lines.append(f"| {r['variant']} | {r['autoencoder_steps']} ({r['batch']}) | {r['adversarial_weight']:g} "
-                     f"({r['adversarial_warmup_steps']}) | {r['diffusion_steps'] or '-'}{unet_label(r)} | "
+                     f"({r['adversarial_warmup_steps']}) | {r['diffusion_steps'] or '-'}{unet_label(r, prof)} | "
                      f"{rc['l1_inside_head']:.4f} | {rc['psnr_db']:.2f} | "
                      f"{rc['fid']:.4f} ({rc['fid_with_noise']:.4f}) | {rc['ms_ssim']:.3f} | "
                      f"{sampled} |")

@@ -147,8 +147,12 @@ def one(name: str, data: Path, out: Path, deadline: float) -> None:
     warmup_fraction = over.pop("warmup_fraction", 0.0)
     ae_share = over.pop("ae_share", AE_SHARE)
     sections = over.pop("profile", {})  # dotted overrides of other sections (e.g. a smaller UNet)
+
+    def variant_profile(**training):  # the demo profile, this variant's overrides, and ``training`` on top
+        return load_profile("demo", {**sections, **training_overrides({**over, **training})})
+
     images, covariates, _ = unpack(data)
-    base = load_profile("demo", {**sections, **training_overrides(over)})
+    base = variant_profile()
     t0 = time.time()
     train_autoencoder(base, images, out, steps=WARMUP_STEPS, progress=False)  # cudnn autotuning, allocations
     t1 = time.time()
@@ -162,7 +166,7 @@ def one(name: str, data: Path, out: Path, deadline: float) -> None:
     log(f"autoencoder: {per_step * 1000:.1f} ms/step (probe, after {t1 - t0:.1f} s warm-up): {n_ae} steps, "
         f"adversarial from {warmup}")
     steps = {"autoencoder_steps": n_ae, "adversarial_warmup_steps": warmup}
-    profile = load_profile("demo", {**sections, **training_overrides({**over, **steps})})
+    profile = variant_profile(**steps)
     # in stretches (each resumes the last: the learning rate is constant, so this is one run)
     for stop in range(SNAPSHOT_EVERY, n_ae, SNAPSHOT_EVERY) if SNAPSHOT_EVERY else ():
         if stop > WARMUP_STEPS + PROBE:
@@ -182,7 +186,7 @@ def one(name: str, data: Path, out: Path, deadline: float) -> None:
     per_step = (time.time() - t1) / PROBE
     n_diff = max(WARMUP_STEPS + PROBE, _steps_for(deadline - 20 - time.time(), per_step, MAX_DIFFUSION_STEPS))
     log(f"diffusion: {per_step * 1000:.1f} ms/step (probe): {n_diff} steps")
-    profile = load_profile("demo", {**sections, **training_overrides({**over, **steps, "diffusion_steps": n_diff})})
+    profile = variant_profile(**steps, diffusion_steps=n_diff)
     train_diffusion(profile, latents, covariates, out, progress=False)
     ck = load_checkpoint(out / "diffusion.pt")
     log(f"diffusion done: {ck['step']} steps, final loss {ck['history'][-1]['loss']:.4f}")
