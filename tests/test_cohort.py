@@ -27,6 +27,32 @@ def test_template_ventricles_are_the_lateral_ventricles(tpl):
         assert 5 < sign * c[0] < 25 and abs(c[1] + 15) < 15 and 0 < c[2] < 30, c
 
 
+def test_separable_interpolation_equals_map_coordinates():
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(3)
+    values = rng.standard_normal((7, 9, 5)).astype(np.float32)
+    # irregular steps, points past both edges (clamped, as mode="nearest"), and the last node exactly
+    axes = [np.sort(rng.uniform(-2, n + 1, 11)) for n in values.shape]
+    axes[0][-1] = values.shape[0] - 1
+    ours = cohort_lib.interpolate_separable(values, axes)
+    points = np.stack(np.meshgrid(*axes, indexing="ij")).reshape(3, -1)
+    scipy = ndi.map_coordinates(values, points, order=1, mode="nearest").reshape(ours.shape)
+    assert ours.dtype == np.float32 and ours.shape == (11, 11, 11)
+    np.testing.assert_allclose(ours, scipy, rtol=0, atol=1e-6)
+
+
+def test_a_smooth_field_on_a_grid_equals_the_field_at_its_points(tpl):
+    field = cohort_lib.SmoothField(np.random.default_rng(0), [-90, -120, -70], [90, 90, 100], 12.0)
+    points = tpl.affine[:3, :3] @ np.indices(tpl.shape).reshape(3, -1) + tpl.affine[:3, 3:4]
+    np.testing.assert_allclose(field.on_grid(tpl.affine, tpl.shape), field(points).reshape(tpl.shape),
+                               rtol=0, atol=1e-6)
+    rotated = tpl.affine.copy()
+    rotated[:3, :3] = tpl.affine[:3, :3] @ cohort_lib._rotation([0, 0, 10])
+    with pytest.raises(ValueError, match="axis-aligned"):
+        field.on_grid(rotated, tpl.shape)
+
+
 def test_ventricle_dilation_controls_the_measured_volume(smoke, tpl):
     base = cohort_lib.sample_factors(0, 0, smoke.cohort)
     volumes = []
