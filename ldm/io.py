@@ -8,6 +8,7 @@ by a complete new one.
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from contextlib import contextmanager
@@ -54,6 +55,14 @@ def atomic_path(path: str | Path):
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def leftover_temporaries(path: str | Path) -> list[Path]:
+    """The temporary files ``atomic_path`` left beside ``path`` in processes killed while writing it
+    (SIGKILL, power loss: no ``finally`` runs)."""
+    path = Path(path)
+    suffix = "".join(path.suffixes)
+    return sorted(path.parent.glob(f".{glob.escape(path.name.removesuffix(suffix))}.*.tmp{glob.escape(suffix)}"))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -35,7 +35,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from .config import Profile, load_profile
-from .io import atomic_path, atomic_write_table
+from .io import atomic_path, atomic_write_table, leftover_temporaries
 from .networks import build_autoencoder, build_discriminator, build_unet, condition_vector, conditioning_inputs
 from .sampling import add_noise, alphas_cumprod, schedule_betas
 
@@ -49,6 +49,14 @@ COVARIATE_COLUMNS = ("sex_norm", "age_norm", "ventricular_volume_norm", "brain_v
 # --- processes, seeds, checkpoints --------------------------------------------------------------
 
 
+def default_device() -> torch.device:
+    """Where this process runs its networks, for training and evaluation alike: its GPU when there is one
+    (torchrun's ``LOCAL_RANK``, else the first), else the CPU. ``CUDA_VISIBLE_DEVICES=""`` forces the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
 def setup_distributed() -> tuple[int, int, torch.device]:
     """(rank, world size, device): from torchrun's environment, or a single process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -56,7 +64,7 @@ def setup_distributed() -> tuple[int, int, torch.device]:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo")
     rank = dist.get_rank() if world > 1 else 0
-    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if cuda else torch.device("cpu")
+    device = default_device()
     if cuda:
         torch.cuda.set_device(device)
     return rank, world, device
@@ -223,9 +231,11 @@ def train_autoencoder(profile: Profile, images: torch.Tensor, out_dir: str | Pat
 
 
 @torch.no_grad()
-def encode(ae, images: torch.Tensor, batch: int = 8, device: str | torch.device = "cpu") -> torch.Tensor:
-    """Latent means z_mu of a set of volumes (the deterministic encoding the diffusion model learns)."""
-    ae = ae.to(device).eval()
+def encode(ae, images: torch.Tensor, batch: int = 8, device: str | torch.device | None = None) -> torch.Tensor:
+    """Latent means z_mu of a set of volumes (the deterministic encoding the diffusion model learns), on the
+    CPU; computed on ``device`` (default: ``default_device()``), where ``ae`` is moved."""
+    ae = ae.to(device or default_device()).eval()
+    device = next(ae.parameters()).device
     return torch.cat([ae.encode(images[i:i + batch].to(device))[0].float().cpu() for i in range(0, len(images), batch)])
 
 
@@ -377,7 +387,12 @@ def resume(path: Path, profile: Profile, section: str, parts: dict,
     """Load each of ``parts`` (name in the checkpoint -> module or optimizer) from ``path`` if it exists;
     returns (steps done, loss history). A checkpoint of another architecture is refused, and so is one
     whose stored data statistics differ from ``same`` (name -> tensor: e.g. the latents' mean and std),
-    which would resume training on other data (``StaleCheckpointError``; the file is left as it is)."""
+    which would resume training on other data (``StaleCheckpointError``; the file is left as it is).
+    Half-written copies that a run killed while saving left beside ``path`` are removed first: no other
+    process writes this checkpoint while a run starts on it (in DDP only rank 0 saves, after step 1)."""
+    for tmp in leftover_temporaries(path):
+        log.warning("removing %s: left by a run killed while it saved %s", tmp, path.name)
+        tmp.unlink(missing_ok=True)
     if not path.is_file():
         return 0, []
     ck = load_checkpoint(path)

@@ -21,7 +21,7 @@ import torch
 
 from ldm import book
 from ldm.io import OutputError, atomic_write_table, write_nifti
-from ldm.train import load_checkpoint, save_checkpoint
+from ldm.train import load_checkpoint, resume, save_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -121,6 +121,17 @@ def test_a_really_read_only_folder(tmp_path):
 
 
 # --- safe loading ----------------------------------------------------------------------------------
+
+def test_a_resumed_run_removes_what_a_save_killed_midway_left(tmp_path, smoke):
+    # SIGKILL during a checkpoint write leaves the temporary copy (no finally runs); the next run clears it
+    path = tmp_path / "autoencoder.pt"
+    left = [tmp_path / ".autoencoder.k1ll3d.tmp.pt", tmp_path / ".autoencoder.0ther.tmp.pt"]
+    others = [tmp_path / ".diffusion.k1ll3d.tmp.pt", tmp_path / "autoencoder.tmp.pt"]  # not this file's: kept
+    for f in left + others:
+        f.write_bytes(b"half a checkpoint")
+    assert resume(path, smoke, "autoencoder", {}) == (0, [])  # also with no checkpoint yet
+    assert not any(f.exists() for f in left) and all(f.exists() for f in others)
+
 
 def test_every_torch_load_is_weights_only():
     """A pickle payload is refused only where ``weights_only=True`` is passed: no call may forget it."""
