@@ -37,7 +37,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     profile = load_profile(args.profile)
-    pipe = load_pipeline(profile, resolve_weights(args.weights, profile) or args.weights)
+    pipe = load_pipeline(profile, resolve_weights(args.weights, profile) or args.weights, device="cpu")
     c = torch.rand(args.n, 4, generator=torch.Generator().manual_seed(0))
     seeds = list(range(args.n))
     seconds = {name: [] for name in FORMATS}

@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     args = ap.parse_args()
     profile = load_profile(args.profile, {"sampling.ddim_steps": args.steps})
-    pipe = load_pipeline(profile, resolve_weights("auto", profile))
+    pipe = load_pipeline(profile, resolve_weights("auto", profile), device="cpu")  # process memory: a CPU measurement
     rng = np.random.default_rng(0)
     covariates = torch.from_numpy(rng.uniform(0, 1, (args.n, 4)).astype(np.float32))
     covariates[:, 0] = covariates[:, 0].round()

@@ -40,7 +40,7 @@ def autoencoder(weights: str) -> torch.nn.Module:
     if weights:
         from ldm.generate import load_pipeline
 
-        return load_pipeline(profile, weights).autoencoder
+        return load_pipeline(profile, weights, device="cpu").autoencoder
     torch.manual_seed(0)
     return build_autoencoder(profile.autoencoder).eval()
 

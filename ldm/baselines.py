@@ -36,7 +36,15 @@ from torch.nn.utils.parametrizations import spectral_norm
 from tqdm import tqdm
 
 from .config import BaselinesConfig, Profile
-from .train import global_batch, kl_divergence, resume, sample_generator, save_progress, setup_distributed
+from .train import (
+    default_device,
+    global_batch,
+    kl_divergence,
+    resume,
+    sample_generator,
+    save_progress,
+    setup_distributed,
+)
 
 KINDS = ("lsgan", "vaegan")
 
@@ -159,15 +167,17 @@ def train_gan(kind: str, profile: Profile, images: torch.Tensor, out_dir: str | 
     return path
 
 
-def load_generator(ck: dict, profile: Profile) -> Generator:
+def load_generator(ck: dict, profile: Profile, device: str | torch.device | None = None) -> Generator:
+    """The generator of a checkpoint, on ``device`` (default: ``default_device()``)."""
     gen = build_generator(profile.baselines, profile.data.shape)
     gen.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck["model"].items()})
-    return gen.eval()
+    return gen.to(device or default_device()).eval()
 
 
 @torch.no_grad()
 def sample_gan(gen: Generator, n: int, seed: int = 0, batch: int = 16) -> torch.Tensor:
-    """``n`` volumes (n, 1, D, H, W) in [0, 1] from G(z), z ~ N(0, I) drawn from ``seed``."""
+    """``n`` volumes (n, 1, D, H, W) in [0, 1] on the CPU from G(z), z ~ N(0, I) drawn from ``seed`` on the
+    host (the same z on any device)."""
     g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, gen.fc.in_features, generator=g)
-    return torch.cat([gen(z[i:i + batch]) for i in range(0, n, batch)])
+    z = torch.randn(n, gen.fc.in_features, generator=g).to(gen.fc.weight.device)
+    return torch.cat([gen(z[i:i + batch]).cpu() for i in range(0, n, batch)])

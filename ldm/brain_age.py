@@ -32,7 +32,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .config import BrainAgeConfig, Profile
-from .train import global_batch, resume, sample_generator, save_progress, setup_distributed
+from .train import default_device, global_batch, resume, sample_generator, save_progress, setup_distributed
 
 
 class BrainAgeCNN(nn.Module):
@@ -98,11 +98,12 @@ def train_brain_age(profile: Profile, images: torch.Tensor, ages: torch.Tensor, 
     return path
 
 
-def load_brain_age(ck: dict, profile: Profile) -> BrainAgeCNN:
+def load_brain_age(ck: dict, profile: Profile, device: str | torch.device | None = None) -> BrainAgeCNN:
+    """The brain-age network of a checkpoint, on ``device`` (default: ``default_device()``)."""
     model = build_brain_age(profile.brain_age, profile.data.shape)
     model.load_state_dict({k: v.float() for k, v in ck["model"].items()})
     model.age_mean, model.age_std = float(ck["age_mean"]), float(ck["age_std"])
-    return model.eval()
+    return model.to(device or default_device()).eval()
 
 
 @torch.no_grad()
@@ -111,7 +112,8 @@ def predict_age(model: BrainAgeCNN, images: torch.Tensor | np.ndarray, batch: in
     model.eval()
     images = torch.as_tensor(images, dtype=torch.float32)
     images = images[:, None] if images.ndim == 4 else images
-    pred = torch.cat([model(images[i:i + batch]) for i in range(0, len(images), batch)])
+    device = next(model.parameters()).device
+    pred = torch.cat([model(images[i:i + batch].to(device)).cpu() for i in range(0, len(images), batch)])
     return (pred * model.age_std + model.age_mean).numpy()
 
 

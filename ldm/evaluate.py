@@ -8,9 +8,12 @@ import torch
 
 @torch.no_grad()
 def reconstruct(ae: torch.nn.Module, images: torch.Tensor, batch: int = 8) -> torch.Tensor:
-    """Deterministic reconstructions: decode the latent mean (no sampling noise)."""
+    """Deterministic reconstructions: decode the latent mean (no sampling noise). Computed on the device
+    ``ae`` is on, returned on the CPU."""
     ae.eval()
-    return torch.cat([ae.decode(ae.encode(images[i:i + batch])[0]).clamp(0, 1) for i in range(0, len(images), batch)])
+    device = next(ae.parameters()).device
+    return torch.cat([ae.decode(ae.encode(images[i:i + batch].to(device))[0]).clamp(0, 1).cpu()
+                      for i in range(0, len(images), batch)])
 
 
 def reconstruction_metrics(images: torch.Tensor, recons: torch.Tensor, brain_threshold: float = 0.1) -> dict:

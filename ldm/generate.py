@@ -31,7 +31,7 @@ from .sampling import (
     schedule_betas,
 )
 from .tiled_decode import decode_tiled
-from .train import denormalise_latents
+from .train import default_device, denormalise_latents
 
 SAMPLERS = ("ddim", "ddpm", "dpm++")  # dpm++: DPM-Solver++(2M), ``steps`` network calls like DDIM
 
@@ -49,9 +49,10 @@ class Pipeline:
 
 
 def load_pipeline(profile: Profile, models_dir: str | Path, ema: bool = True,
-                  device: str | torch.device = "cpu") -> Pipeline:
+                  device: str | torch.device | None = None) -> Pipeline:
     """Autoencoder + diffusion model from a folder of checkpoints (a run's ``models/`` or a shipped
-    ``checkpoints/<profile>/``), each checked against the profile's architecture."""
+    ``checkpoints/<profile>/``), each checked against the profile's architecture, on ``device`` (default:
+    ``default_device()``, the GPU when there is one)."""
     models = Path(models_dir)
     ae_ck = load_checked(models / "autoencoder.pt", profile, "autoencoder")
     dm_ck = load_checked(models / "diffusion.pt", profile, "diffusion")
@@ -59,7 +60,7 @@ def load_pipeline(profile: Profile, models_dir: str | Path, ema: bool = True,
     ae.load_state_dict(model_state(ae_ck))
     unet = build_unet(profile.diffusion, profile.autoencoder.latent_channels)
     unet.load_state_dict(model_state(dm_ck, ema))
-    device = torch.device(device)
+    device = torch.device(device or default_device())
     shipped = models.resolve().parent == SHIPPED_DIR
     origin = f"shipped {profile.name} checkpoints" if shipped else f"trained ({models})"
     ema_used = dm_ck.get("weights") == "ema" or (ema and "ema" in dm_ck)

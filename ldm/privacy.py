@@ -102,7 +102,7 @@ def train_memoriser(profile, pipe, images: np.ndarray, covariates: torch.Tensor,
     from .sampling import schedule_betas
     from .train import StaleCheckpointError, encode, load_checkpoint, train_diffusion
 
-    latents = encode(pipe.autoencoder, torch.as_tensor(images, dtype=torch.float32)[:, None])
+    latents = encode(pipe.autoencoder, torch.as_tensor(images, dtype=torch.float32)[:, None], device=pipe.device)
     ck = _fitting_shipped_control(shipped, profile, latents, steps)
     where = " (shipped)" if ck is not None else ""
     if ck is None:
@@ -113,7 +113,7 @@ def train_memoriser(profile, pipe, images: np.ndarray, covariates: torch.Tensor,
             stale.replace(stale.with_suffix(".pt.stale"))
             path = train_diffusion(profile, latents, covariates, out_dir, steps=steps, progress=progress)
         ck = load_checkpoint(path)
-    unet = build_unet(profile.diffusion, profile.autoencoder.latent_channels)
+    unet = build_unet(profile.diffusion, profile.autoencoder.latent_channels).to(pipe.device)
     unet.load_state_dict(ck["model"])
     return Pipeline(profile, pipe.autoencoder, unet.eval(), ck["latent_mean"].float(), ck["latent_std"].float(),
                     schedule_betas(profile.scheduler),

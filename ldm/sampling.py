@@ -161,14 +161,18 @@ def ddpm_sample(eps_fn: EpsFn, x: torch.Tensor, betas: torch.Tensor,
 def _noise_like(x: torch.Tensor, generator: Generators) -> torch.Tensor:
     """Gaussian noise shaped like x; with a list of generators, sample i draws from generator i, so a
     sample's noise never depends on the batch it is in."""
-    if isinstance(generator, list | tuple):
-        return torch.stack([torch.randn(x.shape[1:], generator=g, dtype=x.dtype, device=x.device) for g in generator])
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    if isinstance(generator, list | tuple):  # host generators (``initial_noise``): drawn there, then moved
+        return torch.stack([torch.randn(x.shape[1:], generator=g, dtype=x.dtype, device=g.device)
+                            for g in generator]).to(x.device)
+    if generator is None:
+        return torch.randn_like(x)
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=generator.device).to(x.device)
 
 
 def initial_noise(
     shape: tuple[int, ...], seeds: list[int], device: str | torch.device = "cpu"
 ) -> tuple[torch.Tensor, list[torch.Generator]]:
-    """x_T for one sample per seed, and the per-sample generators the sampler continues with."""
-    gens = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
-    return torch.stack([torch.randn(shape, generator=g, device=device) for g in gens]), gens
+    """x_T for one sample per seed (on ``device``), and the per-sample generators the sampler continues with.
+    The generators live on the CPU whatever the device, so seed 42 is the same brain on a GPU as on a CPU."""
+    gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+    return torch.stack([torch.randn(shape, generator=g) for g in gens]).to(device), gens

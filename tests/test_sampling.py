@@ -133,6 +133,19 @@ def test_a_sample_depends_only_on_its_seed():
     torch.testing.assert_close(a[1], b[0])
 
 
+def test_a_seeds_noise_is_drawn_on_the_host_whatever_the_device():
+    # the per-sample generators stay on the CPU and the draws are moved, so seed 42 is the same brain on
+    # a GPU as on a CPU; "meta" stands in for an accelerator here (shapes, no values)
+    x, gens = initial_noise((1, 3, 3, 3), seeds=[42, 7], device="meta")
+    host, host_gens = initial_noise((1, 3, 3, 3), seeds=[42, 7])
+    assert x.device.type == "meta" and x.shape == host.shape and all(g.device.type == "cpu" for g in gens)
+    later = ddpm_sample(lambda z, t: 0.1 * z, x, BETAS[:3], generator=gens)  # two more draws per sample
+    ddpm_sample(lambda z, t: 0.1 * z, host, BETAS[:3], generator=host_gens)
+    assert later.device.type == "meta"
+    for g, h in zip(gens, host_gens):  # the same draws were made from the same host generators
+        torch.testing.assert_close(torch.randn(4, generator=g), torch.randn(4, generator=h))
+
+
 def test_first_order_dpm_solver_pp_is_ddim():
     """DPM-Solver++ of order 1 is DDIM with eta = 0 (Lu et al. 2022): same grid, same numbers."""
     x = torch.randn(64, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)

@@ -16,7 +16,7 @@ import torch
 
 from ldm.config import load_profile
 from ldm.networks import build_networks, count_parameters
-from ldm.train import global_batch, load_checkpoint, train_autoencoder
+from ldm.train import default_device, global_batch, load_checkpoint, train_autoencoder
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -41,6 +41,16 @@ def test_small_profiles_run_a_forward_pass(name):
 
         x_in, ctx = conditioning_inputs(mu, condition_vector(torch.rand(1, 4), p.diffusion.null_token))
         assert unet(x=x_in, timesteps=torch.tensor([10]), context=ctx).shape == mu.shape
+
+
+def test_networks_go_to_this_processs_gpu_when_there_is_one(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert default_device() == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert default_device() == torch.device("cuda", 0)
+    monkeypatch.setenv("LOCAL_RANK", "1")  # a torchrun rank uses its own GPU
+    assert default_device() == torch.device("cuda", 1)
 
 
 def test_global_batches_cover_each_epoch_once():
