@@ -32,7 +32,15 @@ from torch import nn
 from tqdm import tqdm
 
 from .config import BrainAgeConfig, Profile
-from .train import default_device, global_batch, resume, sample_generator, save_progress, setup_distributed
+from .train import (
+    default_device,
+    global_batch,
+    module_device,
+    resume,
+    sample_generator,
+    save_progress,
+    setup_distributed,
+)
 
 
 class BrainAgeCNN(nn.Module):
@@ -112,7 +120,7 @@ def predict_age(model: BrainAgeCNN, images: torch.Tensor | np.ndarray, batch: in
     model.eval()
     images = torch.as_tensor(images, dtype=torch.float32)
     images = images[:, None] if images.ndim == 4 else images
-    device = next(model.parameters()).device
+    device = module_device(model)
     pred = torch.cat([model(images[i:i + batch].to(device)).cpu() for i in range(0, len(images), batch)])
     return (pred * model.age_std + model.age_mean).numpy()
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .train import module_device
+
 
 @torch.no_grad()
 def reconstruct(ae: torch.nn.Module, images: torch.Tensor, batch: int = 8) -> torch.Tensor:
     """Deterministic reconstructions: decode the latent mean (no sampling noise). Computed on the device
     ``ae`` is on, returned on the CPU."""
     ae.eval()
-    device = next(ae.parameters()).device
+    device = module_device(ae)
     return torch.cat([ae.decode(ae.encode(images[i:i + batch].to(device))[0]).clamp(0, 1).cpu()
                       for i in range(0, len(images), batch)])
 

@@ -26,7 +26,7 @@ from monai.metrics.regression import compute_ms_ssim
 
 from .config import MetricsConfig
 from .perceptual import load_medicalnet, medicalnet_resnet
-from .train import default_device
+from .train import default_device, module_device
 
 # --- FID ----------------------------------------------------------------------------------------
 
@@ -92,7 +92,7 @@ class FeatureExtractor:
 
     @property
     def device(self) -> torch.device:
-        return next(self.net.parameters()).device
+        return module_device(self.net)
 
     @torch.inference_mode()
     def __call__(self, volumes: np.ndarray | torch.Tensor, batch: int = 8) -> np.ndarray:

@@ -57,6 +57,11 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
+def module_device(module: torch.nn.Module) -> torch.device:
+    """Where a module's parameters are (the CPU for one without any, e.g. a stand-in in a test)."""
+    return next(module.parameters(), torch.empty(0)).device
+
+
 def setup_distributed() -> tuple[int, int, torch.device]:
     """(rank, world size, device): from torchrun's environment, or a single process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -235,7 +240,7 @@ def encode(ae, images: torch.Tensor, batch: int = 8, device: str | torch.device 
     """Latent means z_mu of a set of volumes (the deterministic encoding the diffusion model learns), on the
     CPU; computed on ``device`` (default: ``default_device()``), where ``ae`` is moved."""
     ae = ae.to(device or default_device()).eval()
-    device = next(ae.parameters()).device
+    device = module_device(ae)
     return torch.cat([ae.encode(images[i:i + batch].to(device))[0].float().cpu() for i in range(0, len(images), batch)])
 
 
