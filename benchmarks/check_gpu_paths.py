@@ -7,8 +7,9 @@ Each path the notebooks take is run twice on the same inputs, once on the CPU an
 sampling with each sampler (same seeds, so the same brains up to float rounding: the noise is drawn on the
 host), reconstructions, latents, FID features, GAN samples and brain-age predictions. The largest and mean
 absolute differences go to ``results/gpu_paths.json`` with the machine; an exception on the device is
-recorded as that path's result, and the script goes on. Inputs are the shipped demo networks and their own
-samples, so no data folder is needed.
+recorded as that path's result, and the script goes on. The privacy control (train a diffusion model on a
+few subjects' latents, then sample from it) is run for 2 steps on the device only: that it runs is the check.
+Inputs are the shipped demo networks and their own samples, so no data folder is needed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -35,6 +37,7 @@ from ldm.evaluate import reconstruct  # noqa: E402
 from ldm.generate import generate, load_pipeline  # noqa: E402
 from ldm.metrics import feature_extractor  # noqa: E402
 from ldm.numbers import machine  # noqa: E402
+from ldm.privacy import control_profile, train_memoriser  # noqa: E402
 from ldm.train import encode  # noqa: E402
 
 
@@ -57,6 +60,19 @@ def compare(name: str, run, devices: tuple[str, str], record: dict) -> np.ndarra
                                  mean_abs_diff=float(diff.mean()), value_sd=float(a.std()))
     print(f"{name}: max |cpu - {devices[1]}| {diff.max():.3g}, mean {diff.mean():.3g} (values sd {a.std():.3g})")
     return a
+
+
+def runs(name: str, run, device: str, record: dict) -> None:
+    """``run(device)`` completes on the device (its result is not compared)."""
+    t0 = time.perf_counter()
+    try:
+        run(device)
+        record["paths"][name] = {f"seconds on {device}": round(time.perf_counter() - t0, 3)}
+        print(f"{name}: ran on {device}")
+    except Exception as err:
+        record["paths"][name] = {"error on " + device: f"{type(err).__name__}: {err}",
+                                 "traceback": traceback.format_exc(limit=3)}
+        print(f"{name}: FAILED on {device}: {err}")
 
 
 def main() -> None:
@@ -94,6 +110,11 @@ def main() -> None:
                 devices, record)
     ck = load_checked(shipped / "brain_age.pt", prof, "brain_age")
     compare("predict_age", lambda d: predict_age(load_brain_age(ck, prof, device=d), vols), devices, record)
+    with tempfile.TemporaryDirectory() as tmp:
+        control = control_profile(args.profile)
+        runs("privacy control: 2 training steps, then a sample",
+             lambda d: generate(train_memoriser(control, pipes[d], vols.astype(np.float32), c, tmp, steps=2),
+                                c[:1], seeds[:1]), args.device, record)
     append_record(Path(args.out), record)
     print(f"written to {args.out}")
 
