@@ -41,6 +41,13 @@ from ldm.privacy import control_profile, train_memoriser  # noqa: E402
 from ldm.train import encode  # noqa: E402
 
 
+def record_error(name: str, device: str, err: Exception, record: dict) -> None:
+    """A path that fails on a device is this script's finding, not its end."""
+    record["paths"][name] = {"error on " + device: f"{type(err).__name__}: {err}",
+                             "traceback": traceback.format_exc(limit=3)}
+    print(f"{name}: FAILED on {device}: {err}")
+
+
 def compare(name: str, run, devices: tuple[str, str], record: dict) -> np.ndarray | None:
     """``run(device)`` on both devices; the CPU's answer (a numpy array) is returned for later paths."""
     out = {}
@@ -48,10 +55,8 @@ def compare(name: str, run, devices: tuple[str, str], record: dict) -> np.ndarra
         t0 = time.perf_counter()
         try:
             out[device] = np.asarray(run(device), dtype=np.float64)
-        except Exception as err:  # a path that fails on the device is this script's finding, not its end
-            record["paths"][name] = {"error on " + device: f"{type(err).__name__}: {err}",
-                                     "traceback": traceback.format_exc(limit=3)}
-            print(f"{name}: FAILED on {device}: {err}")
+        except Exception as err:
+            record_error(name, device, err, record)
             return out.get(devices[0])
         record["paths"].setdefault(name, {})[f"seconds on {device}"] = round(time.perf_counter() - t0, 3)
     a, b = out[devices[0]], out[devices[1]]
@@ -70,9 +75,7 @@ def runs(name: str, run, device: str, record: dict) -> None:
         record["paths"][name] = {f"seconds on {device}": round(time.perf_counter() - t0, 3)}
         print(f"{name}: ran on {device}")
     except Exception as err:
-        record["paths"][name] = {"error on " + device: f"{type(err).__name__}: {err}",
-                                 "traceback": traceback.format_exc(limit=3)}
-        print(f"{name}: FAILED on {device}: {err}")
+        record_error(name, device, err, record)
 
 
 def main() -> None:

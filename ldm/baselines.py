@@ -40,6 +40,7 @@ from .train import (
     default_device,
     global_batch,
     kl_divergence,
+    module_device,
     resume,
     sample_generator,
     save_progress,
@@ -179,5 +180,5 @@ def sample_gan(gen: Generator, n: int, seed: int = 0, batch: int = 16) -> torch.
     """``n`` volumes (n, 1, D, H, W) in [0, 1] on the CPU from G(z), z ~ N(0, I) drawn from ``seed`` on the
     host (the same z on any device)."""
     g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, gen.fc.in_features, generator=g).to(gen.fc.weight.device)
+    z = torch.randn(n, gen.fc.in_features, generator=g).to(module_device(gen))
     return torch.cat([gen(z[i:i + batch]).cpu() for i in range(0, n, batch)])

@@ -39,10 +39,8 @@ def atomic_path(path: str | Path):
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Keep the full suffix (.nii.gz) so libraries that infer the format from the name still work.
-        suffix = "".join(path.suffixes)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name.removesuffix(suffix)}.", suffix=f".tmp{suffix}",
-                                   dir=path.parent)
+        prefix, suffix = _temporary_affixes(path)
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
         os.close(fd)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a result file gets the usual permissions
         yield Path(tmp)
@@ -57,12 +55,19 @@ def atomic_path(path: str | Path):
             os.unlink(tmp)
 
 
+def _temporary_affixes(path: Path) -> tuple[str, str]:
+    """(prefix, suffix) of ``atomic_path``'s temporary names for ``path``: hidden, and with the full suffix
+    (.nii.gz) kept so that libraries inferring the format from the name still work."""
+    suffix = "".join(path.suffixes)
+    return f".{path.name.removesuffix(suffix)}.", f".tmp{suffix}"
+
+
 def leftover_temporaries(path: str | Path) -> list[Path]:
     """The temporary files ``atomic_path`` left beside ``path`` in processes killed while writing it
     (SIGKILL, power loss: no ``finally`` runs)."""
     path = Path(path)
-    suffix = "".join(path.suffixes)
-    return sorted(path.parent.glob(f".{glob.escape(path.name.removesuffix(suffix))}.*.tmp{glob.escape(suffix)}"))
+    prefix, suffix = _temporary_affixes(path)
+    return sorted(path.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -164,9 +164,8 @@ def _noise_like(x: torch.Tensor, generator: Generators) -> torch.Tensor:
     if isinstance(generator, list | tuple):  # host generators (``initial_noise``): drawn there, then moved
         return torch.stack([torch.randn(x.shape[1:], generator=g, dtype=x.dtype, device=g.device)
                             for g in generator]).to(x.device)
-    if generator is None:
-        return torch.randn_like(x)
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=generator.device).to(x.device)
+    device = x.device if generator is None else generator.device
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(x.device)
 
 
 def initial_noise(

@@ -239,8 +239,8 @@ def train_autoencoder(profile: Profile, images: torch.Tensor, out_dir: str | Pat
 def encode(ae, images: torch.Tensor, batch: int = 8, device: str | torch.device | None = None) -> torch.Tensor:
     """Latent means z_mu of a set of volumes (the deterministic encoding the diffusion model learns), on the
     CPU; computed on ``device`` (default: ``default_device()``), where ``ae`` is moved."""
-    ae = ae.to(device or default_device()).eval()
-    device = module_device(ae)
+    device = torch.device(device or default_device())
+    ae = ae.to(device).eval()
     return torch.cat([ae.encode(images[i:i + batch].to(device))[0].float().cpu() for i in range(0, len(images), batch)])
 
 
