@@ -19,6 +19,9 @@ on one NVIDIA H200 and the choice among its variants: benchmarks/results/demo_va
     LDM_SNAPSHOT_EVERY=2000 python benchmarks/gpu_demo_retrain.py train --data .gpu --out $OUT --variants adv005_ae
     # here again: compare them on the validation split
     python benchmarks/eval_demo_variants.py --variants checkpoints/demo <unpacked variant folders>
+    # the shipped recipe with a longer autoencoder, and the shipped recipe itself, in one run (``long``:
+    # see long_run); its final diffusion model, if the budget ended it early, resumes here on a CPU
+    LDM_SNAPSHOT_EVERY=2000 python benchmarks/gpu_demo_retrain.py train --data .gpu --out $OUT --variants long
 
 Each variant is the demo profile with a few ``training`` overrides (VARIANTS; under "profile", those of
 other sections). Its step counts are set from its own measured speed, so all finish inside the budget:
@@ -192,9 +195,102 @@ def one(name: str, data: Path, out: Path, deadline: float) -> None:
     log(f"diffusion done: {ck['step']} steps, final loss {ck['history'][-1]['loss']:.4f}")
 
 
+LONG_AE_SHARE = float(os.environ.get("LDM_LONG_AE_SHARE", 0.7))  # ``long``: of the budget, the autoencoder's
+SHIPPED_AE_STEPS = 35 * UNIT  # the shipped recipe's autoencoder_steps (3500 on a GPU)
+
+
+def long_run(data: Path, out: Path, deadline: float) -> None:
+    """``long``: the demo profile's training section as it is (adversarial from step 1400), its autoencoder
+    trained for LONG_AE_SHARE of the budget, in stretches (one run: the learning rate is constant), exported
+    at 3500 steps and every SNAPSHOT_EVERY. At 3500 steps, the shipped recipe's autoencoder on this data, a
+    second process trains the profile's diffusion model on that export; when the autoencoder stops, this
+    process trains one on the final export. Both stop at the profile's steps or the deadline; the final one,
+    if stopped early, is kept whole (optimiser too), so that ``python -m ldm.train diffusion`` on a CPU
+    resumes it as one run.
+
+    Time decides the autoencoder's length (no probe): a step costs more once the discriminator joins, and
+    other processes share the GPU for a while, so a step count planned from a probe would be off."""
+    from ldm.checkpoints import export
+    from ldm.config import load_profile
+    from ldm.train import train_autoencoder
+
+    torch_backends()
+    log = lambda *a: print(f"[long {time.time() - T0:6.1f}s]", *a, flush=True)  # noqa: E731
+    profile = load_profile("demo")
+    images, _, _ = unpack(data)
+    ae_end = T0 + LONG_AE_SHARE * (deadline - T0)
+    step, child = 0, None
+    while True:
+        t = time.time()
+        step += 5 * UNIT
+        train_autoencoder(profile, images, out, steps=step, progress=False)
+        took = time.time() - t
+        log(f"autoencoder step {step}: {took / (5 * UNIT) * 1000:.1f} ms/step over the last stretch")
+        if step == SHIPPED_AE_STEPS or (SNAPSHOT_EVERY and step % SNAPSHOT_EVERY == 0):
+            export(out / "autoencoder.pt", out / f"autoencoder_step{step}.pt")
+        if step == SHIPPED_AE_STEPS:
+            child = subprocess.Popen([sys.executable, __file__, "diffusion-on", "--autoencoder",
+                                      str(out / f"autoencoder_step{step}.pt"), "--data", str(data),
+                                      "--work", str(out / f"on_step{step}"), "--deadline", str(deadline)],
+                                     stdout=open(out / f"on_step{step}.log", "w"), stderr=subprocess.STDOUT)
+        if time.time() + 1.2 * took > ae_end:
+            break
+    export(out / "autoencoder.pt", out / f"autoencoder_step{step}.pt")
+    log(f"autoencoder done: {step} steps")
+    diffusion_on(out / f"autoencoder_step{step}.pt", data, out / "final", deadline, keep_whole=True)
+    if child is not None:
+        child.wait(timeout=max(1.0, deadline + 5 - time.time()))
+
+
+def diffusion_on(autoencoder: Path, data: Path, work: Path, deadline: float, keep_whole: bool = False) -> None:
+    """The demo profile's diffusion model on the latents of an exported autoencoder (as the book encodes
+    them), in stretches until its steps or the deadline; exported, or, with ``keep_whole``, when it stopped
+    early, kept as the training checkpoint (optimiser and all) to be resumed."""
+    from ldm.checkpoints import export, model_state
+    from ldm.config import load_profile
+    from ldm.networks import build_autoencoder
+    from ldm.train import encode, load_checkpoint, train_diffusion
+
+    torch_backends()
+    log = lambda *a: print(f"[{work.name} {time.time() - T0:6.1f}s]", *a, flush=True)  # noqa: E731
+    profile = load_profile("demo")
+    images, covariates, _ = unpack(data)
+    ae = build_autoencoder(profile.autoencoder)
+    ae.load_state_dict({k: v.float() for k, v in model_state(load_checkpoint(autoencoder)).items()})
+    latents = encode(ae, images)
+    total, step = profile.training.diffusion_steps, 0
+    while step < total:
+        t = time.time()
+        step = min(total, step + 2 * UNIT)
+        train_diffusion(profile, latents, covariates, work, steps=step, progress=False)
+        took = time.time() - t
+        log(f"diffusion step {step}: {took / (2 * UNIT) * 1000:.1f} ms/step over the last stretch")
+        if time.time() + 1.2 * took > deadline - 10:
+            break
+    if step < total and keep_whole:  # to resume elsewhere (36 MB: the device returns 64 MiB in all)
+        log(f"diffusion stopped at {step} of {total} steps, kept whole (autoencoder {autoencoder.name})")
+        return
+    (work / "ship").mkdir(parents=True, exist_ok=True)
+    export(work / "diffusion.pt", work / "ship" / "diffusion.pt")
+    (work / "diffusion.pt").unlink()
+    log(f"diffusion done: {step} of {total} steps, exported (autoencoder {autoencoder.name})")
+
+
+def torch_backends() -> None:
+    import torch
+
+    torch.backends.cudnn.benchmark = True
+
+
 def export_variant(name: str, work: Path, out: Path) -> None:
     from ldm.checkpoints import export
 
+    if name == "long":
+        with tarfile.open(out / f"{name}.tar", "w") as tar:
+            for f in sorted(work.rglob("*")):
+                if f.is_file() and f.name != "autoencoder.pt" and not f.name.startswith("."):  # not a temporary
+                    tar.add(f, arcname=str(f.relative_to(work)))
+        return
     ship = work / "ship"
     ship.mkdir(exist_ok=True)
     for kind in ("autoencoder", "diffusion", *EVALUATION_NETWORKS):
@@ -233,7 +329,8 @@ T0 = float(os.environ.get("LDM_T0", time.time()))
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["pack", "train", "one"])
+    ap.add_argument("what", choices=["pack", "train", "one", "diffusion-on"])
+    ap.add_argument("--autoencoder", default="", help="diffusion-on: an exported autoencoder")
     ap.add_argument("--run-dir", default="runs/demo")
     ap.add_argument("--to", default=".gpu")
     ap.add_argument("--data", default=".gpu")
@@ -242,11 +339,15 @@ if __name__ == "__main__":
     ap.add_argument("--budget", type=float, default=450)
     ap.add_argument("--variant", default="")
     ap.add_argument("--variants", default=",".join(VARIANTS),
-                    help=f"train: comma-separated names, of {list(VARIANTS)} and {list(EVALUATION_NETWORKS)}")
+                    help=f"train: comma-separated names, of {list(VARIANTS)}, long and {list(EVALUATION_NETWORKS)}")
     ap.add_argument("--deadline", type=float, default=0)
     args = ap.parse_args()
     if args.what == "pack":
         pack(Path(args.run_dir), Path(args.to))
+    elif args.what == "one" and args.variant == "long":
+        long_run(Path(args.data), Path(args.work), args.deadline)
+    elif args.what == "diffusion-on":
+        diffusion_on(Path(args.autoencoder), Path(args.data), Path(args.work), args.deadline)
     elif args.what == "one" and args.variant in EVALUATION_NETWORKS:
         evaluation_network(args.variant, Path(args.data), Path(args.work))
     elif args.what == "one":
