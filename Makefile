@@ -3,7 +3,7 @@
 #   make test   run the test suite (smoke profile); .ci/run calls exactly this
 # Both create the virtual environment on first use. PROFILE=smoke|demo|paper selects another profile;
 # WEIGHTS=train retrains every network instead of using the shipped checkpoints/<profile>.
-#   make checkpoints   retrain and re-export the shipped checkpoints (recorded run, ~10 h on 2 CPU cores)
+#   make checkpoints   retrain and re-export the shipped checkpoints (recorded run: minutes on a GPU, about a day on 2 CPU cores)
 
 PROFILE ?= demo
 RUN_DIR ?=

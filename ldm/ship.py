@@ -1,6 +1,6 @@
 """Train a profile's shipped checkpoints in one recorded run, and export them to ``checkpoints/<profile>/``.
 
-    python -m ldm.ship --profile demo          # what `make checkpoints` runs (~10 h on 2 CPU cores, minutes on a GPU)
+    python -m ldm.ship --profile demo    # what `make checkpoints` runs (a day on 2 CPU cores, minutes on a GPU)
 
 Every step is one of the project's own commands, run as a subprocess and timed:
 

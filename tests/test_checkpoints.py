@@ -67,8 +67,8 @@ def test_shipped_checkpoint_matches_its_profile(path):
 
 
 def test_a_key_added_since_reads_as_every_earlier_run_had_it():
-    """``preprocessing.registration_metric`` came after the shipped networks: their saved profile reads as
-    Mattes MI (what made their data), so they match a Mattes-MI profile and are stale under correlation."""
+    """``preprocessing.registration_metric`` came after the first shipped networks: a checkpoint saved without
+    it reads as Mattes MI (what made their data); a shipped one matches a profile only under its own metric."""
     old = {"config": json.dumps({"preprocessing": {"registration_iterations": 100}})}
     assert saved_config(old)["preprocessing"] == {"registration_iterations": 100, "registration_metric": "mattes_mi"}
     new = {"config": json.dumps({"preprocessing": {"registration_metric": "correlation"}})}
