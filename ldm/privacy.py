@@ -71,6 +71,16 @@ def audit(samples, train, test, mask: np.ndarray | None = None, query_batch: int
             "n_test": int(len(t_ncc))}
 
 
+def most_common_nearest(nearest: np.ndarray) -> tuple[int, int]:
+    """(training index, how many queries have it as nearest neighbour) for the most common one; (-1, 0)
+    for none. Samples that copy one subject pile up on it; samples that are merely typical (near the
+    population mean, so near many subjects) spread over several."""
+    if len(nearest) == 0:
+        return -1, 0
+    values, counts = np.unique(np.asarray(nearest), return_counts=True)
+    return int(values[counts.argmax()]), int(counts.max())
+
+
 # --- the positive control: a deliberate memoriser ------------------------------------------------
 # The profile's diffusion model made small and trained for many epochs on a handful of training
 # subjects' latents (with the profile's own autoencoder): its samples come back as those subjects, so an

@@ -3,7 +3,7 @@
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from ldm.privacy import audit, nearest_neighbours, unit_rows
+from ldm.privacy import audit, most_common_nearest, nearest_neighbours, unit_rows
 
 
 def _brains(n, seed, shape=(12, 14, 12)):
@@ -96,3 +96,13 @@ def test_shipped_control_is_used_only_for_the_latents_it_memorised(tmp_path, cap
     other_subjects = train_memoriser(prof, pipe, images[::-1] * 0.5, c, tmp_path / "run3", steps=2, shipped=shipped)
     assert "shipped" not in other_subjects.weights and (tmp_path / "run3" / "diffusion.pt").is_file()
     assert "memorised other latents" in capsys.readouterr().out
+
+
+def test_copies_of_one_subject_pile_up_on_it():
+    train = _brains(30, 5)
+    rng = np.random.default_rng(6)
+    copies = np.stack([train[11] + 0.05 * rng.normal(size=train[11].shape) for _ in range(4)]).astype(np.float32)
+    nearest, _ = nearest_neighbours(copies, train)
+    assert most_common_nearest(nearest) == (11, 4)
+    assert most_common_nearest(np.array([3, 1, 3, 2, 3, 1])) == (3, 3)
+    assert most_common_nearest(np.array([], dtype=int)) == (-1, 0)
