@@ -102,17 +102,22 @@ def unpack(data: Path):
     return images, torch.tensor(meta["covariates"], dtype=torch.float32), ages
 
 
+def torch_backends() -> None:
+    """cuDNN autotuning: every process here runs the same few shapes thousands of times."""
+    import torch
+
+    torch.backends.cudnn.benchmark = True
+
+
 def evaluation_network(name: str, data: Path, out: Path) -> None:
     """The brain-age CNN or a GAN baseline, with the demo profile's own step count (they do not depend on
     the autoencoder, so they train beside the variants; needed whenever the training data changed)."""
-    import torch
-
     from ldm.baselines import train_gan
     from ldm.brain_age import train_brain_age
     from ldm.config import load_profile
     from ldm.train import load_checkpoint
 
-    torch.backends.cudnn.benchmark = True
+    torch_backends()
     images, _, ages = unpack(data)
     profile = load_profile("demo")
     steps = PROBE if os.environ.get("LDM_DRY_RUN") else None
@@ -144,7 +149,7 @@ def one(name: str, data: Path, out: Path, deadline: float) -> None:
     from ldm.networks import build_autoencoder
     from ldm.train import encode, load_checkpoint, train_autoencoder, train_diffusion
 
-    torch.backends.cudnn.benchmark = True
+    torch_backends()
     log = lambda *a: print(f"[{name} {time.time() - T0:6.1f}s]", *a, flush=True)  # noqa: E731
     over = dict(VARIANTS[name])
     warmup_fraction = over.pop("warmup_fraction", 0.0)
@@ -274,12 +279,6 @@ def diffusion_on(autoencoder: Path, data: Path, work: Path, deadline: float, kee
     export(work / "diffusion.pt", work / "ship" / "diffusion.pt")
     (work / "diffusion.pt").unlink()
     log(f"diffusion done: {step} of {total} steps, exported (autoencoder {autoencoder.name})")
-
-
-def torch_backends() -> None:
-    import torch
-
-    torch.backends.cudnn.benchmark = True
 
 
 def export_variant(name: str, work: Path, out: Path) -> None:
