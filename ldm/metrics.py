@@ -14,6 +14,7 @@ Every function takes volumes in [0, 1] on the profile's grid, shaped (N, D, H, W
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,12 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     pytorch-fid: a tiny diagonal offset when the product is singular, and the real part of sqrtm."""
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     s1, s2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
-    covmean = scipy.linalg.sqrtm(s1 @ s2)
+    with warnings.catch_warnings():
+        # features that never fire (the random-init fallback network has some) or fewer samples than features
+        # make S1 S2 singular: expected, and the value equals the exact low-rank form (tests/test_metrics.py),
+        # so scipy's "Matrix is singular" would only clutter the book
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        covmean = scipy.linalg.sqrtm(s1 @ s2)
     if not np.isfinite(covmean).all():
         offset = np.eye(len(s1)) * 1e-6
         covmean = scipy.linalg.sqrtm((s1 + offset) @ (s2 + offset))

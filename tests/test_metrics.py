@@ -1,5 +1,7 @@
 """Table 1's metrics against closed forms, invariances and constructed volumes."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -50,6 +52,21 @@ def test_low_rank_fid_equals_the_sqrtm_form():
         a = rng.normal(0.3, 1.5, size=(n, 40))
         got = _fid_low_rank(a, ref.mean(0), np.cov(ref, rowvar=False))
         assert got == pytest.approx(fid_from_features(a, ref), rel=1e-6)
+
+
+def test_fid_with_dead_features_is_exact_and_quiet():
+    """Features that are zero for every volume (a ReLU channel of the random-init fallback network that
+    never fires) make both covariances singular: scipy's sqrtm then warned "Matrix is singular" into the
+    book, although the value equals the exact low-rank form."""
+    rng = np.random.default_rng(5)
+    ref = rng.normal(size=(200, 40))
+    ref[:, :5] = 0
+    a = rng.normal(0.3, 1.5, size=(80, 40))
+    a[:, :5] = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = fid_from_features(a, ref)
+    assert got == pytest.approx(_fid_low_rank(a, ref.mean(0), np.cov(ref, rowvar=False)), rel=1e-6)
 
 
 def test_fid_difference_interval_separates_a_worse_model_and_not_a_twin():
