@@ -9,6 +9,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+import papermill
 import pytest
 
 from ldm import book
@@ -46,6 +47,11 @@ def test_source_notebooks_are_stripped_and_parameterised():
         assert all(not c.get("outputs") and c.get("execution_count") is None for c in cells), f"{path}: outputs"
         params = next(c for c in cells if "parameters" in c["metadata"].get("tags", []))
         assert 'profile = "demo"' in "".join(params["source"]), "the book's default profile is demo"
+        # every parameter is one papermill can read (a second "=" in its comment made it skip the line, with
+        # a warning in the book's log, and left the parameter out of `papermill --help-notebook`)
+        names = {m.group(1) for m in re.finditer(r"^(\w+)\s*=", "".join(params["source"]), re.M)}
+        read = set(papermill.inspect_notebook(str(path)))
+        assert names == read, f"{path.name}: papermill cannot read {sorted(names - read)}"
 
 
 def _outputs(root, name):
