@@ -21,15 +21,12 @@ import json
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ldm.checkpoints import SHIPPED_DIR, export  # noqa: E402
 from ldm.config import load_profile  # noqa: E402
 from ldm.io import atomic_write_text  # noqa: E402
-from ldm.plotting import loss_curves  # noqa: E402
-from ldm.ship import CURVES, render_record  # noqa: E402
+from ldm.ship import checkpoint_entry, render_record  # noqa: E402
 from ldm.train import _config_record, load_checkpoint, save_checkpoint, saved_config  # noqa: E402
 
 MAY_DIFFER = {("training", "autoencoder_steps")}
@@ -70,8 +67,7 @@ def main() -> None:
     sources = {"autoencoder": args.autoencoder, "diffusion": args.diffusion,
                **{k: args.evaluation / k / f"{k}.pt" for k in ("brain_age", "lsgan", "vaegan")}}
     runs = json.loads(args.runs.read_text())
-    # a network trained in stretches or resumed elsewhere keeps only its last process's seconds: the runs
-    # give the whole time, measured from their logs
+    # the whole training time of a network trained in stretches or resumed elsewhere, from the runs' logs
     seconds = {k: v for r in runs for k, v in r.pop("training_seconds", {}).items()}
     record = {"profile": "demo", "profile_fingerprint": profile.fingerprint(), **{
         k: runs[0][k] for k in ("command", "commit", "started", "hardware", "steps")},
@@ -80,13 +76,7 @@ def main() -> None:
         "runs": [{**r, "wall_seconds": round(sum(s["seconds"] for s in r["steps"]), 1)} for r in runs]}
     for kind, src in sources.items():
         ck = restamp(src, out / f"{kind}.pt", profile)
-        fig = loss_curves(pd.DataFrame(ck["history"]), CURVES[kind], "demo",
-                          f"{kind}, {ck['step']} steps (shipped run)", title=f"{kind} training")
-        fig.savefig(out / f"{kind}_curves.png", dpi=80)
-        record["checkpoints"][kind] = {"file": f"{kind}.pt", "steps": ck["step"],
-                                       "training_seconds": round(seconds.get(kind, ck["seconds"]), 1),
-                                       "bytes": (out / f"{kind}.pt").stat().st_size,
-                                       "final_loss": ck["history"][-1]}
+        record["checkpoints"][kind] = checkpoint_entry(kind, ck, out, "demo", seconds.get(kind))
     atomic_write_text(out / "record.json", json.dumps(record, indent=2))
     atomic_write_text(out / "RECORD.md", render_record(record))
     print(f"shipped {', '.join(sources)} to {out}")

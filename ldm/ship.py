@@ -129,19 +129,25 @@ def main(argv: list[str] | None = None) -> int:
         src = run / "models" / file
         ck = load_checked(src, network_profile(kind, args.profile), section)
         export(src, out / f"{kind}.pt")
-        fig = loss_curves(pd.DataFrame(ck["history"]), CURVES[kind], profile.name,
-                          f"{kind}, {ck['step']} steps (shipped run)", title=f"{kind} training")
-        fig.savefig(out / f"{kind}_curves.png", dpi=80)
-        record["checkpoints"][kind] = {"file": f"{kind}.pt", "steps": ck["step"],
-                                       "training_seconds": round(ck["seconds"], 1),
-                                       "bytes": (out / f"{kind}.pt").stat().st_size,
-                                       "final_loss": ck["history"][-1]}
+        record["checkpoints"][kind] = checkpoint_entry(kind, ck, out, profile.name)
     if set(only) != set(NETWORKS) and (out / "record.json").is_file():
         record = merge_records(json.loads((out / "record.json").read_text()), record, args.only)
     atomic_write_text(out / "record.json", json.dumps(record, indent=2))
     atomic_write_text(out / "RECORD.md", render_record(record))
     print(f"[ship] exported to {out} in {record['wall_seconds']:.0f} s")
     return 0
+
+
+def checkpoint_entry(kind: str, ck: dict, out: Path, profile: str, training_seconds: float | None = None) -> dict:
+    """The record's entry for ``out/<kind>.pt`` (exported from ``ck``), with its training curves drawn beside
+    it. ``training_seconds`` replaces the checkpoint's own count, which holds only its last process's time
+    (a run resumed elsewhere, or trained in stretches)."""
+    fig = loss_curves(pd.DataFrame(ck["history"]), CURVES[kind], profile,
+                      f"{kind}, {ck['step']} steps (shipped run)", title=f"{kind} training")
+    fig.savefig(out / f"{kind}_curves.png", dpi=80)
+    seconds = ck["seconds"] if training_seconds is None else training_seconds
+    return {"file": f"{kind}.pt", "steps": ck["step"], "training_seconds": round(seconds, 1),
+            "bytes": (out / f"{kind}.pt").stat().st_size, "final_loss": ck["history"][-1]}
 
 
 def merge_records(old: dict, new: dict, only: str) -> dict:
