@@ -45,8 +45,8 @@ def main() -> None:
                "fid": {n: fid_from_features(features[:n], reference) for n in args.n}}
         rows.append(row)
         print(json.dumps(row), flush=True)
-    record = {"machine": machine(), "extractor": extractor.name, "run_dir": args.run_dir, "seed": args.seed,
-              "rows": rows}
+    record = {"profile": prof.name, "machine": machine(), "extractor": extractor.name, "run_dir": args.run_dir,
+              "seed": args.seed, "rows": rows}
     if args.out:
         Path(args.out).write_text(json.dumps(record, indent=2))
 
