@@ -28,7 +28,7 @@ book: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m ldm.book --profile $(PROFILE) --run-dir "$(RUN_DIR)" --overrides '$(OVERRIDES)' --weights "$(WEIGHTS)"
 
 test: $(STAMP)
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest --durations=25
 
 notebooks: $(STAMP)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m ldm.book --profile $(PROFILE) --run-dir "$(RUN_DIR)" --weights "$(WEIGHTS)" --no-build

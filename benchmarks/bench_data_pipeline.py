@@ -14,7 +14,6 @@ import argparse
 import json
 import platform
 import resource
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -26,14 +25,12 @@ import numpy as np
 import scipy
 import SimpleITK as sitk
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from ldm import cohort as cohort_lib  # noqa: E402
-from ldm.config import load_profile  # noqa: E402
-from ldm.io import read_image  # noqa: E402
-from ldm.preprocess import preprocess_image  # noqa: E402
-from ldm.ship import cpu_name  # noqa: E402
-from ldm.template import load_template  # noqa: E402
+from ldm.config import load_profile
+from ldm.data import cohort as cohort_lib
+from ldm.data.preprocess import preprocess_image
+from ldm.data.template import load_template
+from ldm.io import read_image
+from ldm.runtime import cpu_name
 
 RESULTS = Path(__file__).resolve().parent / "results" / "data_pipeline.json"
 

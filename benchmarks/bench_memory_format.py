@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_memory_format.py                      # demo, shipped checkpoints
     .venv/bin/python benchmarks/bench_memory_format.py --profile smoke --weights runs/smoke/models
 
-``ldm.generate.generate`` (the path of every notebook: the profile's sampler, steps and guidance, then the
+``ldm.sampling.pipeline.generate`` (the path of every notebook: the profile's sampler, steps and guidance, then the
 decode) on ``--n`` samples, the two formats alternating ``--repeats`` times on the same pipeline, so drifts
 in the machine's speed hit both. The volumes of the two formats are compared voxel by voxel. Sets
 ``sampling.channels_last`` of a profile. Appends a record (machine, versions, date) to
@@ -22,8 +22,8 @@ from common import RESULTS_DIR, append_record
 
 from ldm.checkpoints import resolve_weights
 from ldm.config import load_profile
-from ldm.generate import generate, load_pipeline
-from ldm.numbers import machine
+from ldm.runtime import machine
+from ldm.sampling.pipeline import generate, load_pipeline
 
 RESULTS = RESULTS_DIR / "memory_format.json"
 FORMATS = {"contiguous": torch.contiguous_format, "channels_last_3d": torch.channels_last_3d}

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_privacy.py --samples 64 --train 128 --query-batch 16 --chunk 16
 
 Writes N sample and M training volumes of 160x224x160 float32 to files in a temporary folder (22.9 MB
-each, one file per volume as a NIfTI cohort would be), then runs ``ldm.privacy.nearest_neighbours``
+each, one file per volume as a NIfTI cohort would be), then runs ``ldm.evaluation.privacy.nearest_neighbours``
 reading both from disk: the queries in blocks of ``--query-batch``, the training set in chunks of
 ``--chunk``. Peak resident memory is what the
 search added on top of the process before it (``ru_maxrss``); the claim is that it stays near
@@ -15,21 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from common import RESULTS_DIR, append_record, peak_rss_mb
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from common import RESULTS_DIR, append_record, peak_rss_mb  # noqa: E402
-
-from ldm.config import load_profile  # noqa: E402
-from ldm.privacy import nearest_neighbours  # noqa: E402
-from ldm.ship import hardware  # noqa: E402
+from ldm.config import load_profile
+from ldm.evaluation.privacy import nearest_neighbours
+from ldm.runtime import hardware
 
 RESULTS = RESULTS_DIR / "privacy_search.json"
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_privacy_control.py --run-dir runs/demo --steps 800,1600,2400
 
-The control (``ldm.privacy.train_memoriser``: the profile's diffusion model made small, trained on
+The control (``ldm.training.privacy_control.train_memoriser``: the profile's diffusion model made small, trained on
 ``privacy.control_subjects`` training subjects through the shipped autoencoder) is trained in a scratch
 folder, resuming from one step count to the next; at each, ``privacy.control_samples`` samples (w = 1,
 seeds 4000...) are audited as notebook 08 does: against the real test subjects, and against the test
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -23,18 +22,16 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import torch
+from common import RESULTS_DIR, append_record
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from common import RESULTS_DIR, append_record  # noqa: E402
-
-from ldm.checkpoints import resolve_weights  # noqa: E402
-from ldm.config import load_profile  # noqa: E402
-from ldm.evaluate import reconstruct  # noqa: E402
-from ldm.generate import generate, load_pipeline  # noqa: E402
-from ldm.numbers import machine  # noqa: E402
-from ldm.preprocess import load_preprocessed  # noqa: E402
-from ldm.privacy import audit, control_profile, control_subjects, head_mask, train_memoriser  # noqa: E402
+from ldm.checkpoints import resolve_weights
+from ldm.config import load_profile
+from ldm.data.loading import load_preprocessed
+from ldm.evaluation.diagnostics import reconstruct
+from ldm.evaluation.privacy import audit, head_mask
+from ldm.runtime import machine
+from ldm.sampling.pipeline import generate, load_pipeline
+from ldm.training.privacy_control import control_profile, control_subjects, train_memoriser
 
 
 def main() -> None:

@@ -5,7 +5,7 @@
 Why: in the demo book, registration is ~2.4 of the ~2.9 s each subject takes in chapter 1 (~9 of its
 16 minutes). Cheaper settings save time only if they land where a careful registration does. For each
 subject of the run's cohort (raw scans), every setting below registers the scan to the MNI template at
-the profile's ``preprocessing.registration_voxel_mm`` with ``ldm.preprocess.register_rigid``, and is
+the profile's ``preprocessing.registration_voxel_mm`` with ``ldm.data.preprocess.register_rigid``, and is
 compared with a reference: Mattes MI on every voxel (no sampling), 300 iterations, a 1e-4 minimum step.
 Agreement is the distance between the two transforms' images of the template's brain voxels (mean over
 voxels, then mean and worst over subjects). One process, one ITK thread (as each book worker runs).
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,18 +27,15 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
+from common import RESULTS_DIR, append_record
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from common import RESULTS_DIR, append_record  # noqa: E402
-
-from ldm import preprocess as P  # noqa: E402
-from ldm.config import load_profile  # noqa: E402
-from ldm.io import read_image  # noqa: E402
-from ldm.ship import cpu_name  # noqa: E402
+from ldm.config import load_profile
+from ldm.data import preprocess as P
+from ldm.io import read_image
+from ldm.runtime import cpu_name
 
 REFERENCE = {"metric": "mattes_mi", "sampling": 1.0, "iterations": 300, "min_step": 1e-4}
-SETTINGS = {  # name -> arguments of ldm.preprocess.register_rigid ({}: the shipped setting)
+SETTINGS = {  # name -> arguments of ldm.data.preprocess.register_rigid ({}: the shipped setting)
     "shipped (MI, 25% of voxels, 100 iterations)": {},
     "MI, 100 iterations, min step 1e-2": {"min_step": 1e-2},
     "MI, 50 iterations": {"iterations": 50},

@@ -7,9 +7,9 @@ Same weights, same machine, same noise, one run:
 - **baseline**, the bundle's loop: MONAI-Generative 0.2's ``DiffusionModelUNet`` (the class the bundle
   ships) in fp32 under ``torch.no_grad``, batch 1, MONAI's ``DDIMScheduler`` stepping the bundle's 50-step
   grid (980, 960, ..., 0), the covariates concatenated as channels and given as the cross-attention token.
-- **ours**: the same weights converted by ``ldm.official.convert`` into MONAI 1.6's network, called through
-  ``ldm.generate.eps_function`` (the path every notebook uses), under ``torch.inference_mode``, with the
-  options below measured per network call, and DPM-Solver++(2M) in 20 calls (``ldm.sampling``; on the
+- **ours**: the same weights converted by ``ldm.models.official.convert`` into MONAI 1.6's network, called through
+  ``ldm.sampling.pipeline.eps_function`` (the path every notebook uses), under ``torch.inference_mode``, with the
+  options below measured per network call, and DPM-Solver++(2M) in 20 calls (``ldm.sampling.solvers``; on the
   demo profile its Table 1 metrics match DDIM-50's: see notebook 04).
 Per-call options: channels-last memory format, batch 4 (seconds per sample), bf16 autocast (only where the
 hardware has bf16 arithmetic; the record says whether it has: ``bf16_arithmetic``).
@@ -25,23 +25,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import torch
+from common import RESULTS_DIR, append_record
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from common import RESULTS_DIR, append_record  # noqa: E402
-
-from ldm.config import load_profile  # noqa: E402
-from ldm.generate import Pipeline, eps_function  # noqa: E402
-from ldm.networks import build_unet, condition_vector, conditioning_inputs  # noqa: E402
-from ldm.numbers import machine  # noqa: E402
-from ldm.official import convert, read_state  # noqa: E402
-from ldm.sampling import ddim_sample, ddim_timesteps, dpm_solver_pp_sample, schedule_betas  # noqa: E402
+from ldm.config import load_profile
+from ldm.models.networks import build_unet, condition_vector, conditioning_inputs
+from ldm.models.official import convert, read_state
+from ldm.models.schedule import schedule_betas
+from ldm.runtime import machine
+from ldm.sampling.pipeline import Pipeline, eps_function
+from ldm.sampling.solvers import ddim_sample, ddim_timesteps, dpm_solver_pp_sample
 
 RESULTS = RESULTS_DIR / "sampling_speed.json"
 COVARIATES = [1.0, 0.5, 0.4, 0.6]  # sex, age, ventricles, brain volume, normalised

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_sampling_memory.py --n 160 --batch 8 --sampler dpm++ --steps 20
 
-Exports ``--n`` samples of the demo profile with the shipped checkpoints through ``ldm.sample.export``
+Exports ``--n`` samples of the demo profile with the shipped checkpoints through ``ldm.sampling.export.export``
 (the path of ``python -m ldm.sample``: sampling, decoding, NIfTI + sidecar writes) into a temporary
 folder, one batch at a time, and reads the process's resident memory (``/proc/self/statm``) after each.
 The first two batches warm up allocators and caches; the claim is that from there on memory does not
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -23,16 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import RESULTS_DIR, append_record
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from common import RESULTS_DIR, append_record  # noqa: E402
-
-from ldm.checkpoints import resolve_weights  # noqa: E402
-from ldm.config import load_profile  # noqa: E402
-from ldm.generate import load_pipeline  # noqa: E402
-from ldm.numbers import machine  # noqa: E402
-from ldm.sample import export  # noqa: E402
+from ldm.checkpoints import resolve_weights
+from ldm.config import load_profile
+from ldm.runtime import machine
+from ldm.sampling.export import export
+from ldm.sampling.pipeline import load_pipeline
 
 RESULTS = RESULTS_DIR / "sampling_memory.json"
 

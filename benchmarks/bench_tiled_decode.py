@@ -1,4 +1,4 @@
-"""Peak memory and time of decoding one 160x224x160 volume: whole (stock) against ``ldm.tiled_decode``.
+"""Peak memory and time of decoding one 160x224x160 volume: whole (stock) against ``ldm.sampling.tiled_decode``.
 
     .venv/bin/python benchmarks/bench_tiled_decode.py --tiles 20x28x80 16x16x80
 
@@ -22,15 +22,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
+from common import RESULTS_DIR, append_record, peak_rss_mb
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from common import RESULTS_DIR, append_record, peak_rss_mb  # noqa: E402
-
-from ldm.config import load_profile  # noqa: E402
-from ldm.networks import build_autoencoder  # noqa: E402
-from ldm.numbers import machine  # noqa: E402
-from ldm.tiled_decode import decode_tiled  # noqa: E402
+from ldm.config import load_profile
+from ldm.models.networks import build_autoencoder
+from ldm.runtime import machine
+from ldm.sampling.tiled_decode import decode_tiled
 
 RESULTS = RESULTS_DIR / "tiled_decode.json"
 
@@ -38,7 +35,7 @@ RESULTS = RESULTS_DIR / "tiled_decode.json"
 def autoencoder(weights: str) -> torch.nn.Module:
     profile = load_profile("paper")
     if weights:
-        from ldm.generate import load_pipeline
+        from ldm.sampling.pipeline import load_pipeline
 
         return load_pipeline(profile, weights, device="cpu").autoencoder
     torch.manual_seed(0)

@@ -1,40 +1,37 @@
-"""Seconds per training step of the profile's autoencoder and UNet: fp32 contiguous vs channels-last 3D,
-and bf16 autocast, on this machine (the numbers behind the demo profile's budget).
+"""Seconds per training step of the profile's autoencoder and diffusion model: the steps the training loops
+run (``ldm.training.steps``), in fp32 and with bf16 autocast (``training.precision``), on this machine.
 
-    .venv/bin/python benchmarks/bench_training_step.py --profile demo --repeats 3
+    python benchmarks/bench_training_step.py --profile demo --repeats 3
     python benchmarks/bench_training_step.py --profile paper --device cuda    # on a GPU: also peak GPU memory
 
 Appends one record to ``benchmarks/results/training_step.json``: machine, versions, date, and for each
-network and variant the median seconds per step (Adam, global batch of the profile, after one warm-up) and,
-on a GPU, the peak GPU memory of its steps. The step is the reconstruction (L1) or denoising (MSE) loss
-alone: the autoencoder's discriminator and perceptual network are not in it.
+network and precision the median seconds per step after one warm-up, and on a GPU the peak GPU memory.
+The autoencoder step is ``autoencoder_step`` after the adversarial warm-up (L1 + KL + the patch
+discriminator's generator term, then the discriminator's own step; + the perceptual term when the
+profile names MedicalNet weights), the phase that most of a run's steps are in. The diffusion step is
+``diffusion_step`` (noising, the profile's prediction target, MSE) plus the EMA update, on the global
+batch of the profile in one process, with the loops' channels-last 3D memory format.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import platform
+import dataclasses
 import statistics
-import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from common import RESULTS_DIR, append_record
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from common import RESULTS_DIR, append_record  # noqa: E402
-
-from ldm.config import load_profile  # noqa: E402
-from ldm.networks import build_autoencoder, build_unet, condition_vector, conditioning_inputs  # noqa: E402
-from ldm.ship import hardware  # noqa: E402
+from ldm.config import load_profile
+from ldm.models.networks import build_autoencoder, build_patch_discriminator, build_unet
+from ldm.models.schedule import alphas_cumprod, schedule_betas
+from ldm.runtime import CHANNELS_LAST, hardware, sample_generator
+from ldm.training.steps import AutoencoderPass, autoencoder_step, diffusion_draws, diffusion_step, ema_update
 
 RESULTS = RESULTS_DIR / "training_step.json"
-VARIANTS = {"fp32": (torch.contiguous_format, False), "channels_last_3d": (torch.channels_last_3d, False),
-            "channels_last_3d+bf16": (torch.channels_last_3d, True)}
+PRECISIONS = ("fp32", "bf16")
 
 
 def timed(step, repeats: int, device: torch.device) -> dict:
@@ -57,52 +54,57 @@ def timed(step, repeats: int, device: torch.device) -> dict:
     return out
 
 
+def autoencoder_bench(profile, repeats: int, device: torch.device) -> dict:
+    cfg = profile.training
+    torch.manual_seed(0)
+    ae = build_autoencoder(profile.autoencoder).to(device, memory_format=CHANNELS_LAST)
+    disc = build_patch_discriminator(cfg.discriminator_channels, cfg.discriminator_layers).to(device)
+    opt_g = torch.optim.Adam(ae.parameters(), cfg.autoencoder_lr)
+    opt_d = torch.optim.Adam(disc.parameters(), cfg.autoencoder_lr)
+    perceptual = None
+    if cfg.perceptual_weights:
+        from ldm.models.perceptual import MedicalNetPerceptualLoss
+
+        perceptual = MedicalNetPerceptualLoss(cfg.perceptual_weights).to(device)
+    b = cfg.autoencoder_batch_size
+    x = torch.rand(b, 1, *profile.data.shape).to(device, memory_format=CHANNELS_LAST)
+    eps = torch.randn(b, profile.autoencoder.latent_channels, *profile.latent_shape).to(device)
+    model, step = AutoencoderPass(ae), cfg.adversarial_warmup_steps  # the adversarial term is on from here
+    return timed(lambda: autoencoder_step(model, disc, opt_g, opt_d, x, eps, step, cfg, device, perceptual),
+                 repeats, device)
+
+
+def diffusion_bench(profile, repeats: int, device: torch.device) -> dict:
+    cfg = profile.training
+    torch.manual_seed(0)
+    unet = build_unet(profile.diffusion, profile.autoencoder.latent_channels).to(device, memory_format=CHANNELS_LAST)
+    ema = build_unet(profile.diffusion, profile.autoencoder.latent_channels).to(device).requires_grad_(False)
+    opt = torch.optim.Adam(unet.parameters(), cfg.diffusion_lr)
+    abar = alphas_cumprod(schedule_betas(profile.scheduler))
+    b = cfg.diffusion_batch_size
+    z0 = torch.randn(b, profile.autoencoder.latent_channels, *profile.latent_shape).to(device)
+    c = torch.rand(b, 4).to(device)
+    gens = [sample_generator(cfg.seed, 0, j) for j in range(b)]
+    draws = diffusion_draws(gens, z0.shape[1:], profile.scheduler.num_train_timesteps, cfg.condition_dropout)
+    noise, t, present = (v.to(device) for v in draws)
+
+    def step():
+        diffusion_step(unet, opt, z0, c, noise, t, present, abar, profile, device)
+        ema_update(ema, unet, 100, cfg.ema_decay)
+
+    return timed(step, repeats, device)
+
+
 def bench(profile, repeats: int, device: torch.device) -> dict:
     out = {}
-    lat = profile.autoencoder.latent_channels
-    for variant, (fmt, bf16) in VARIANTS.items():
-        amp = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-        torch.manual_seed(0)
-        ae = build_autoencoder(profile.autoencoder).to(device, memory_format=fmt)
-        opt = torch.optim.Adam(ae.parameters(), 1e-4)
-        x = torch.rand(profile.training.autoencoder_batch_size, 1, *profile.data.shape).to(device, memory_format=fmt)
-
-        def ae_step(ae=ae, opt=opt, x=x, amp=amp):
-            with amp:
-                mu, s = ae.encode(x)
-                r = ae.decode(mu + s * torch.randn_like(s))
-            loss = F.l1_loss(r.float(), x)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-        ae_result = timed(ae_step, repeats, device)
-        del ae, opt, x  # before the UNet, so each network's peak is its own
+    for precision in PRECISIONS:
+        p = dataclasses.replace(profile, training=dataclasses.replace(profile.training, precision=precision))
+        ae = autoencoder_bench(p, repeats, device)
         if device.type == "cuda":
-            torch.cuda.empty_cache()
-        unet = build_unet(profile.diffusion, lat).to(device, memory_format=fmt)
-        opt_u = torch.optim.Adam(unet.parameters(), 1e-4)
-        b = profile.training.diffusion_batch_size
-        z = torch.randn(b, lat, *profile.latent_shape).to(device)
-        c = condition_vector(torch.rand(b, 4), profile.diffusion.null_token).to(device)
-
-        def unet_step(unet=unet, opt=opt_u, z=z, c=c, amp=amp, fmt=fmt):
-            x_in, ctx = conditioning_inputs(z, c)
-            with amp:
-                pred = unet(x=x_in.contiguous(memory_format=fmt),
-                            timesteps=torch.randint(0, 1000, (len(z),), device=z.device), context=ctx)
-            loss = F.mse_loss(pred.float(), z)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-        unet_result = timed(unet_step, repeats, device)
-        del unet, opt_u
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        out[variant] = {f"{net}_{k}": v for net, r in (("autoencoder", ae_result), ("unet", unet_result))
-                        for k, v in r.items()}
-        print(variant, out[variant], flush=True)
+            torch.cuda.empty_cache()  # each network's peak is its own
+        unet = diffusion_bench(p, repeats, device)
+        out[precision] = {f"{net}_{k}": v for net, r in (("autoencoder", ae), ("unet", unet)) for k, v in r.items()}
+        print(precision, out[precision], flush=True)
     return out
 
 
@@ -115,7 +117,8 @@ def main() -> None:
     profile = load_profile(args.profile)
     device = torch.device(args.device)
     record = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": hardware(),
-              "platform": platform.platform(), "profile": profile.name, "device": str(device),
+              "profile": profile.name, "device": str(device), "threads": torch.get_num_threads(),
+              "step": "ldm.training.steps (autoencoder after the adversarial warm-up; diffusion + EMA)",
               "batch": {"autoencoder": profile.training.autoencoder_batch_size,
                         "unet": profile.training.diffusion_batch_size},
               "results": bench(profile, args.repeats, device)}

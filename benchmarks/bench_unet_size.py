@@ -8,8 +8,8 @@ and the unconditional halves of classifier-free guidance), mostly 3D convolution
 demo profile with a few ``diffusion`` overrides (CANDIDATES), checked by ``load_profile``, with random
 weights (speed does not depend on them), in the profile's memory format and thread count. The candidates
 take turns ``--repeats`` times, so a drift in the machine's speed hits all of them. Quality is not
-measured here: it needs each candidate trained (``gpu_demo_retrain.py``, variants ``adv005_unet*``).
-Appends a record (machine, versions, date) to ``results/unet_size.json``.
+measured here: it needs each candidate trained (``experiments/2026-11-27-demo-retrain/gpu_demo_retrain.py``,
+variants ``adv005_unet*``). Appends a record (machine, versions, date) to ``results/unet_size.json``.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ import torch
 from common import RESULTS_DIR, append_record
 
 from ldm.config import load_profile
-from ldm.generate import Pipeline, eps_function
-from ldm.networks import build_unet
-from ldm.numbers import machine
-from ldm.sampling import schedule_betas
+from ldm.models.networks import build_unet
+from ldm.models.schedule import schedule_betas
+from ldm.runtime import machine
+from ldm.sampling.pipeline import Pipeline, eps_function
 
 RESULTS = RESULTS_DIR / "unet_size.json"
 # name -> demo profile overrides (the diffusion section); the first is the shipped network

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 import resource
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from ldm.io import atomic_write_text  # noqa: E402
+from ldm.io import atomic_write_text
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

@@ -3,19 +3,17 @@
     .venv/bin/python docs/make_readme_figure.py      # writes docs/samples_demo.png (~30 s on a CPU)
 """
 
-import sys
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ldm.checkpoints import shipped_dir  # noqa: E402
-from ldm.conditioning import sweep  # noqa: E402
-from ldm.config import load_profile  # noqa: E402
-from ldm.generate import default_steps, generate, load_pipeline  # noqa: E402
-from ldm.plotting import sweep_figure  # noqa: E402
+from ldm.book.figures import sweep_figure
+from ldm.checkpoints import shipped_dir
+from ldm.config import load_profile
+from ldm.data.covariates import sweep
+from ldm.sampling.pipeline import default_steps, generate, load_pipeline
 
 profile = load_profile("demo")
 pipe = load_pipeline(profile, shipped_dir(profile))

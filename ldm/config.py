@@ -2,7 +2,8 @@
 
 One code path, three sets of numbers (``smoke``, ``demo``, ``paper``). A profile is a tree of frozen
 dataclasses; loading checks every key and type against the dataclass fields, so a typo or a wrong type
-is one error that names the file and the dotted key, never a silent default.
+is one error that names the file and the dotted key, never a silent default. Rules between numbers sit
+beside the dataclass whose numbers they relate (``problems()``); rules across sections sit on ``Profile``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import json
 import types
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
@@ -25,6 +27,11 @@ PROFILES = ("smoke", "demo", "paper")
 
 class ConfigError(ValueError):
     """A profile or override is invalid; the message names the file and the dotted key."""
+
+
+# (key, message) for each broken rule, lazily so that loading can stop at the first. A section's keys are
+# relative to it (``shape``), because a section does not know its name in the profile; Profile's are dotted.
+Problems = Iterator[tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,21 @@ class DataConfig:
     intensity_percentiles: tuple[float, float]  # robust [low, high] percentiles mapped to 0 and 1
     covariates: tuple[Covariate, ...]
 
+    def problems(self) -> Problems:
+        if self.voxel_size_mm <= 0:
+            yield "voxel_size_mm", "must be positive"
+        if any(s <= 0 for s in self.shape):
+            yield "shape", "must be positive"
+        lo, hi = self.intensity_percentiles
+        if not 0 <= lo < hi <= 100:
+            yield "intensity_percentiles", f"need 0 <= low < high <= 100, got {lo}, {hi}"
+        names = [c.name for c in self.covariates]
+        if names != ["sex", "age", "ventricular_volume", "brain_volume"]:
+            yield "covariates", f"must be sex, age, ventricular_volume, brain_volume in that order, got {names}"
+        for i, c in enumerate(self.covariates):
+            if not c.max > c.min:
+                yield f"covariates[{i}]", f"max must exceed min for {c.name}"
+
 
 @dataclass(frozen=True)
 class CohortConfig:
@@ -61,6 +83,14 @@ class CohortConfig:
     raw_voxel_mm: tuple[float, ...]  # voxel sizes a raw scan may have along each axis
     max_rotation_deg: float  # head position in the scanner: uniform in +-this, per axis
     max_translation_mm: float
+
+    def problems(self) -> Problems:
+        if self.n_subjects < 3:
+            yield "n_subjects", "need at least 3 (one per split)"
+        if abs(sum(self.split_fractions) - 1.0) > 1e-6 or min(self.split_fractions) <= 0:
+            yield "split_fractions", "must be positive and sum to 1"
+        if not self.raw_voxel_mm or min(self.raw_voxel_mm) < self.template_voxel_mm:
+            yield "raw_voxel_mm", "raw voxels must not be finer than cohort.template_voxel_mm"
 
 
 @dataclass(frozen=True)
@@ -84,6 +114,9 @@ class AutoencoderConfig:
     with_encoder_nonlocal_attn: bool
     with_decoder_nonlocal_attn: bool
 
+    def problems(self) -> Problems:
+        yield from _level_problems(self)
+
 
 @dataclass(frozen=True)
 class DiffusionConfig:
@@ -101,6 +134,19 @@ class DiffusionConfig:
     latent_normalisation: Literal["global_std", "per_channel"]  # paper: one scale factor 1/std
     null_token: bool  # a "covariates present" flag input, so the model also learns p(z) (classifier-free guidance)
 
+    def problems(self) -> Problems:
+        yield from _level_problems(self)
+        if len(self.num_head_channels) != len(self.channels):
+            yield "num_head_channels", "needs one entry per level of channels"
+
+
+def _level_problems(cfg: AutoencoderConfig | DiffusionConfig) -> Problems:
+    """The rules the autoencoder and the UNet share: one entry per level, GroupNorm divides every width."""
+    if len(cfg.attention_levels) != len(cfg.channels):
+        yield "attention_levels", "needs one entry per level of channels"
+    if any(c % cfg.norm_num_groups for c in cfg.channels):
+        yield "channels", f"each must be divisible by norm_num_groups={cfg.norm_num_groups}"
+
 
 @dataclass(frozen=True)
 class SchedulerConfig:
@@ -109,6 +155,10 @@ class SchedulerConfig:
     beta_start: float
     beta_end: float
     prediction_type: Literal["epsilon", "v_prediction", "sample"]
+
+    def problems(self) -> Problems:
+        if not 0 < self.beta_start < self.beta_end < 1:
+            yield "beta_end", "need 0 < beta_start < beta_end < 1"
 
 
 @dataclass(frozen=True)
@@ -137,6 +187,14 @@ class TrainingConfig:
     checkpoint_every: int
     seed: int
 
+    def problems(self) -> Problems:
+        if not 0 <= self.condition_dropout < 1:
+            yield "condition_dropout", "must be in [0, 1)"
+        if not 0 <= self.ema_decay < 1:
+            yield "ema_decay", "must be in [0, 1)"
+        if self.checkpoint_every < 1:
+            yield "checkpoint_every", "must be at least 1"
+
 
 @dataclass(frozen=True)
 class SamplingConfig:
@@ -159,6 +217,10 @@ class MetricsConfig:
     ms_ssim_kernel_size: int
     ms_ssim_sigma: float
     ms_ssim_weights: tuple[float, ...]
+
+    def problems(self) -> Problems:
+        if self.ms_ssim_kernel_size % 2 == 0:
+            yield "ms_ssim_kernel_size", "must be odd"
 
 
 @dataclass(frozen=True)
@@ -222,6 +284,42 @@ class Profile:
         factor = 2 ** (len(self.autoencoder.channels) - 1)
         return tuple(s // factor for s in self.data.shape)
 
+    def problems(self) -> Problems:
+        """Every broken rule as (dotted key, message): each section's own, in field order, then those across
+        sections, which may rely on each section being sound on its own."""
+        for f in dataclasses.fields(self):
+            section = getattr(self, f.name)
+            if hasattr(section, "problems"):  # not name, description, nor sections with no rules of their own
+                for key, msg in section.problems():
+                    yield f"{f.name}.{key}", msg
+        ae_factor = 2 ** (len(self.autoencoder.channels) - 1)
+        if any(s % ae_factor for s in self.data.shape):
+            yield "data.shape", f"must be divisible by the autoencoder's downsampling {ae_factor}"
+        unet_factor = 2 ** (len(self.diffusion.channels) - 1)
+        if any(s % unet_factor for s in self.latent_shape):
+            yield ("diffusion.channels",
+                   f"latent {self.latent_shape} not divisible by the UNet's downsampling {unet_factor}")
+        if self.diffusion.cross_attention_dim != len(self.data.covariates) + self.diffusion.null_token:
+            yield ("diffusion.cross_attention_dim", "must equal the number of covariates (one token of them), "
+                   "plus 1 with diffusion.null_token")
+        if self.training.condition_dropout > 0 and not self.diffusion.null_token:
+            yield ("training.condition_dropout", "needs diffusion.null_token: true (the model must be told which "
+                   "samples are unconditional)")
+        if self.sampling.guidance_scale != 1.0 and not self.diffusion.null_token:
+            yield "sampling.guidance_scale", "guidance needs an unconditional model: diffusion.null_token: true"
+        if not 0 < self.sampling.ddim_steps <= self.scheduler.num_train_timesteps:
+            yield "sampling.ddim_steps", "must be in 1..num_train_timesteps"
+        if not 0 < self.sampling.dpm_steps <= self.scheduler.num_train_timesteps:
+            yield "sampling.dpm_steps", "must be in 1..num_train_timesteps"
+        if 2 ** len(self.brain_age.channels) > min(self.data.shape):
+            yield "brain_age.channels", f"{len(self.brain_age.channels)} blocks halve {self.data.shape} below one voxel"
+        gan_factor = 2 ** len(self.baselines.generator_channels)
+        if any(s % gan_factor for s in self.data.shape):
+            yield ("baselines.generator_channels", f"data.shape {self.data.shape} not divisible by the generator's "
+                   f"upsampling {gan_factor}")
+        if 2 ** len(self.baselines.discriminator_channels) > min(self.data.shape):
+            yield "baselines.discriminator_channels", "too many stride-2 layers for data.shape"
+
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out.pop("source")
@@ -260,7 +358,10 @@ def load_profile(profile: str | Path = "smoke", overrides: dict[str, Any] | None
     raw = _apply_overrides(raw, overrides or {}, path)
     profile_obj = _build(Profile, raw, where=str(path), prefix="")
     profile_obj = dataclasses.replace(profile_obj, source=str(path))
-    _check_semantics(profile_obj, str(path))
+    problem = next(profile_obj.problems(), None)  # the first broken rule only: one clear error
+    if problem is not None:
+        key, msg = problem
+        raise ConfigError(f"{path}: {key}: {msg}")
     return profile_obj
 
 
@@ -346,73 +447,3 @@ def _coerce(tp: Any, value: Any, where: str, key: str) -> Any:
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
-
-def _check_semantics(p: Profile, where: str) -> None:
-    """Constraints between numbers that types alone cannot express."""
-
-    def fail(key: str, msg: str) -> None:
-        raise ConfigError(f"{where}: {key}: {msg}")
-
-    if p.data.voxel_size_mm <= 0:
-        fail("data.voxel_size_mm", "must be positive")
-    if any(s <= 0 for s in p.data.shape):
-        fail("data.shape", "must be positive")
-    lo, hi = p.data.intensity_percentiles
-    if not 0 <= lo < hi <= 100:
-        fail("data.intensity_percentiles", f"need 0 <= low < high <= 100, got {lo}, {hi}")
-    names = [c.name for c in p.data.covariates]
-    if names != ["sex", "age", "ventricular_volume", "brain_volume"]:
-        fail("data.covariates", f"must be sex, age, ventricular_volume, brain_volume in that order, got {names}")
-    for i, c in enumerate(p.data.covariates):
-        if not c.max > c.min:
-            fail(f"data.covariates[{i}]", f"max must exceed min for {c.name}")
-    if p.cohort.n_subjects < 3:
-        fail("cohort.n_subjects", "need at least 3 (one per split)")
-    if abs(sum(p.cohort.split_fractions) - 1.0) > 1e-6 or min(p.cohort.split_fractions) <= 0:
-        fail("cohort.split_fractions", "must be positive and sum to 1")
-    if not p.cohort.raw_voxel_mm or min(p.cohort.raw_voxel_mm) < p.cohort.template_voxel_mm:
-        fail("cohort.raw_voxel_mm", "raw voxels must not be finer than cohort.template_voxel_mm")
-    for section in ("autoencoder", "diffusion"):
-        cfg = getattr(p, section)
-        if len(cfg.attention_levels) != len(cfg.channels):
-            fail(f"{section}.attention_levels", "needs one entry per level of channels")
-        if any(c % cfg.norm_num_groups for c in cfg.channels):
-            fail(f"{section}.channels", f"each must be divisible by norm_num_groups={cfg.norm_num_groups}")
-    if len(p.diffusion.num_head_channels) != len(p.diffusion.channels):
-        fail("diffusion.num_head_channels", "needs one entry per level of channels")
-    ae_factor = 2 ** (len(p.autoencoder.channels) - 1)
-    if any(s % ae_factor for s in p.data.shape):
-        fail("data.shape", f"must be divisible by the autoencoder's downsampling {ae_factor}")
-    unet_factor = 2 ** (len(p.diffusion.channels) - 1)
-    if any(s % unet_factor for s in p.latent_shape):
-        fail("diffusion.channels", f"latent {p.latent_shape} not divisible by the UNet's downsampling {unet_factor}")
-    if p.diffusion.cross_attention_dim != len(p.data.covariates) + p.diffusion.null_token:
-        fail("diffusion.cross_attention_dim", "must equal the number of covariates (one token of them), "
-             "plus 1 with diffusion.null_token")
-    if not 0 <= p.training.condition_dropout < 1:
-        fail("training.condition_dropout", "must be in [0, 1)")
-    if p.training.condition_dropout > 0 and not p.diffusion.null_token:
-        fail("training.condition_dropout", "needs diffusion.null_token: true (the model must be told which "
-             "samples are unconditional)")
-    if p.sampling.guidance_scale != 1.0 and not p.diffusion.null_token:
-        fail("sampling.guidance_scale", "guidance needs an unconditional model: diffusion.null_token: true")
-    if not 0 < p.scheduler.beta_start < p.scheduler.beta_end < 1:
-        fail("scheduler.beta_end", "need 0 < beta_start < beta_end < 1")
-    if not 0 <= p.training.ema_decay < 1:
-        fail("training.ema_decay", "must be in [0, 1)")
-    if p.training.checkpoint_every < 1:
-        fail("training.checkpoint_every", "must be at least 1")
-    if not 0 < p.sampling.ddim_steps <= p.scheduler.num_train_timesteps:
-        fail("sampling.ddim_steps", "must be in 1..num_train_timesteps")
-    if not 0 < p.sampling.dpm_steps <= p.scheduler.num_train_timesteps:
-        fail("sampling.dpm_steps", "must be in 1..num_train_timesteps")
-    if p.metrics.ms_ssim_kernel_size % 2 == 0:
-        fail("metrics.ms_ssim_kernel_size", "must be odd")
-    if 2 ** len(p.brain_age.channels) > min(p.data.shape):
-        fail("brain_age.channels", f"{len(p.brain_age.channels)} blocks halve {p.data.shape} below one voxel")
-    gan_factor = 2 ** len(p.baselines.generator_channels)
-    if any(s % gan_factor for s in p.data.shape):
-        fail("baselines.generator_channels", f"data.shape {p.data.shape} not divisible by the generator's "
-             f"upsampling {gan_factor}")
-    if 2 ** len(p.baselines.discriminator_channels) > min(p.data.shape):
-        fail("baselines.discriminator_channels", "too many stride-2 layers for data.shape")

@@ -141,3 +141,8 @@ def read_image(path: str | Path, what: str = "T1w image") -> nib.Nifti1Image:
     out = nib.Nifti1Image(data, affine)
     out.header.set_xyzt_units("mm")
     return out
+
+
+def read_volumes(table: pd.DataFrame) -> np.ndarray:
+    """The volumes (N, D, H, W), float32, of a table's ``image`` column (e.g. a preprocessed manifest)."""
+    return np.stack([np.asarray(nib.load(p).dataobj, dtype=np.float32) for p in table["image"]])

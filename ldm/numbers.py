@@ -8,19 +8,10 @@ of each notebook measured, with that run's profile, weights and machine; a numbe
 from __future__ import annotations
 
 import json
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-
-
-def machine() -> str:
-    """One line naming the hardware a number was measured on (results files record it)."""
-    from .ship import hardware
-
-    hw = hardware()
-    return f"{hw['gpu'] or hw['cpu']} ({hw['threads']} threads), torch {hw['torch']}, {platform.system()}"
 
 
 @dataclass(frozen=True)
@@ -36,21 +27,34 @@ class PaperNumber:
 PAPER_TABLE1 = {"LSGAN": (0.0231, 0.9997, 0.9969), "VAE-GAN": (0.1576, 0.9671, 0.8719),
                 "LDM": (0.0076, 0.6555, 0.3883), "LDM + DDIM": (0.0080, 0.6704, 0.3957),
                 "Real images": (0.0005, 0.6536, 0.3909)}
+# seconds per sample (mean, sd) on one NVIDIA TITAN RTX at 1 mm (160 x 224 x 160), paper section 3
+PAPER_SECONDS = {"LDM": (142.3, 1.6), "LDM + DDIM": (7.6, 0.2)}
+PAPER_SECONDS_WHERE = "TITAN RTX, 1 mm"
+# Fig. 3: Pearson r between the conditioning value and the value measured on samples
+PAPER_FIG3_R = {"ventricular_volume": 0.972, "age": 0.692}
 NB04, NB05, NB06 = "04_sampling_quality", "05_conditioning", "06_extrapolation"
+
+
+def paper_seconds(row: str) -> str:
+    """The paper's seconds per sample of a Table 1 row, as it prints them: "7.6 ± 0.2 (TITAN RTX, 1 mm)"."""
+    mean, sd = PAPER_SECONDS[row]
+    return f"{mean:g} ± {sd:g} ({PAPER_SECONDS_WHERE})"
+
 
 PAPER_NUMBERS: tuple[PaperNumber, ...] = (
     *(PaperNumber(f"Table 1 {metric}, {row}", PAPER_TABLE1[row][i], NB04, "table1.json", ("rows", row, key))
       for row in PAPER_TABLE1 for i, (metric, key) in enumerate((("FID", "fid"), ("MS-SSIM", "ms_ssim"),
                                                                  ("4-G-R-SSIM", "4_g_r_ssim")))),
     PaperNumber("Sample pairs for MS-SSIM / 4-G-R-SSIM", 1000, NB04, "table1.json", ("rows", "LDM + DDIM", "n_pairs")),
-    PaperNumber("Seconds per sample, DDPM 1000 steps", "142.3 ± 1.6 (TITAN RTX, 1 mm)", NB04, "table1.json",
+    PaperNumber("Seconds per sample, DDPM 1000 steps", paper_seconds("LDM"), NB04, "table1.json",
                 ("seconds_per_sample", "LDM")),
-    PaperNumber("Seconds per sample, DDIM 50 steps", "7.6 ± 0.2 (TITAN RTX, 1 mm)", NB04, "table1.json",
+    PaperNumber("Seconds per sample, DDIM 50 steps", paper_seconds("LDM + DDIM"), NB04, "table1.json",
                 ("seconds_per_sample", "LDM + DDIM")),
     PaperNumber("Samples measured for Fig. 3", 1000, NB05, "conditioning.json", ("n",)),
-    PaperNumber("Fig. 3 r, conditioning vs measured ventricular volume", 0.972, NB05, "conditioning.json",
+    PaperNumber("Fig. 3 r, conditioning vs measured ventricular volume", PAPER_FIG3_R["ventricular_volume"], NB05,
+                "conditioning.json",
                 ("ventricle_r_guidance_*",)),
-    PaperNumber("Fig. 3 r, conditioning vs predicted brain age", 0.692, NB05, "conditioning.json",
+    PaperNumber("Fig. 3 r, conditioning vs predicted brain age", PAPER_FIG3_R["age"], NB05, "conditioning.json",
                 ("age_r_guidance_*",)),
     PaperNumber("Ventricle measurement vs ground truth on real subjects, r", "SynthSeg (not reported)", NB05,
                 "conditioning.json", ("measurement_on_real", "r")),

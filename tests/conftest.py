@@ -7,10 +7,10 @@ import logging
 import pytest
 import torch
 
-from ldm import cohort as cohort_lib
 from ldm.config import load_profile
-from ldm.data import load_cohort
-from ldm.preprocess import preprocess_cohort
+from ldm.data import cohort as cohort_lib
+from ldm.data.loading import load_cohort
+from ldm.data.preprocess import preprocess_cohort
 
 
 @pytest.fixture(scope="session")
@@ -37,9 +37,9 @@ def preprocessed(tmp_path_factory, smoke, cohort_dir):
 def random_pipeline(profile):
     """A pipeline of the profile's networks with random weights that respond to their inputs (MONAI
     zero-initialises the UNet's output layer, which would make every covariate irrelevant)."""
-    from ldm.generate import Pipeline
-    from ldm.networks import build_networks
-    from ldm.sampling import schedule_betas
+    from ldm.models.networks import build_networks
+    from ldm.models.schedule import schedule_betas
+    from ldm.sampling.pipeline import Pipeline
 
     torch.manual_seed(0)
     ae, unet = build_networks(profile)
@@ -56,11 +56,11 @@ def write_random_checkpoints(profile, folder):
     import json
     from pathlib import Path
 
-    from ldm.train import _config_record, save_checkpoint
+    from ldm.checkpoints import config_record, save_checkpoint
 
     pipe = random_pipeline(profile)
     folder = Path(folder)
-    common = {"step": 1, "history": [{"step": 1}], "config": _config_record(profile), "world_size": 1,
+    common = {"step": 1, "history": [{"step": 1}], "config": config_record(profile), "world_size": 1,
               "seconds": 0.0}
     save_checkpoint(folder / "autoencoder.pt", {"kind": "autoencoder", "model": pipe.autoencoder.state_dict(),
                                                 "perceptual": "none", **common})

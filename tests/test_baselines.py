@@ -4,17 +4,11 @@ reconstruct, exact resume, seeded sampling."""
 import pytest
 import torch
 
-from ldm.baselines import (
-    build_discriminator,
-    build_encoder,
-    build_generator,
-    least_squares,
-    load_generator,
-    sample_gan,
-    train_gan,
-)
+from ldm.checkpoints import load_checkpoint
 from ldm.config import load_profile
-from ldm.train import load_checkpoint
+from ldm.models.baselines import build_encoder, build_gan_discriminator, build_generator, load_generator, sample_gan
+from ldm.training.gans import train_gan
+from ldm.training.steps import least_squares
 
 
 @pytest.mark.parametrize("name", ["smoke", "demo", "paper"])
@@ -23,7 +17,7 @@ def test_generator_makes_volumes_of_the_profile_shape(name):
     device = "cpu" if name != "paper" else "meta"
     with torch.device(device):
         gen = build_generator(p.baselines, p.data.shape).eval()
-        disc = build_discriminator(p.baselines, p.data.shape)
+        disc = build_gan_discriminator(p.baselines, p.data.shape)
         enc = build_encoder(p.baselines, p.data.shape)
         z = torch.randn(2, p.baselines.latent_dim)
         x = gen(z)

@@ -12,7 +12,7 @@ import pandas as pd
 import papermill
 import pytest
 
-from ldm import book
+from ldm.book import runner as book
 from ldm.config import load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +54,24 @@ def test_source_notebooks_are_stripped_and_parameterised():
         assert names == read, f"{path.name}: papermill cannot read {sorted(names - read)}"
 
 
+# notebooks are narrative, parameters, calls into ldm and plots: logic lives in ldm, where it is tested
+MAX_CODE_LINES = 75
+
+
+def test_notebooks_are_thin():
+    import ast
+
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        code = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+        lines = [ln for cell in code for ln in cell.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+        assert len(lines) <= MAX_CODE_LINES, f"{path.name}: {len(lines)} code lines"
+        defined = [n for cell in code for n in ast.walk(ast.parse(cell))
+                   if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda)]
+        assert not defined, f"{path.name}: defines {[getattr(n, 'name', 'lambda') for n in defined]}"
+        spelled = re.findall(r"""["'/](?:runs|models|results|preprocessed|samples)/""", "\n".join(lines))
+        assert not spelled, f"{path.name}: run-folder paths spelled out {spelled} (use ldm.run.Run)"
+
+
 def _outputs(root, name):
     executed = json.loads((root / "book" / "notebooks" / f"{name}.ipynb").read_text())
     outputs = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
@@ -61,6 +79,7 @@ def _outputs(root, name):
     return outputs, [o for o in outputs if "image/png" in o.get("data", {})]
 
 
+@pytest.mark.slow
 def test_preprocessing_notebook_runs_on_smoke(built_book):
     root, _, _ = built_book
     _, images = _outputs(root, "01_preprocessing")
@@ -69,6 +88,7 @@ def test_preprocessing_notebook_runs_on_smoke(built_book):
     assert (manifest["status"] == "ok").all()
 
 
+@pytest.mark.slow
 def test_training_notebooks_run_on_smoke(built_book):
     root, _, _ = built_book
     run = root / "runs" / "smoke"
@@ -86,6 +106,7 @@ def test_training_notebooks_run_on_smoke(built_book):
         assert set(samples["age"]) == {50, 64, 78}
 
 
+@pytest.mark.slow
 def test_book_builds_offline_with_the_pages(built_book):
     _, html, _ = built_book
     pages = {p.relative_to(html).as_posix() for p in html.rglob("*.html")}
@@ -100,6 +121,7 @@ def test_book_builds_offline_with_the_pages(built_book):
     assert page.count("<img") >= 3 and "profile smoke" in page
 
 
+@pytest.mark.slow
 def test_evaluation_notebooks_fill_their_results_on_smoke(built_book):
     root, html, _ = built_book
     results = root / "runs" / "smoke" / "results"
@@ -133,6 +155,7 @@ def test_evaluation_notebooks_fill_their_results_on_smoke(built_book):
     assert {m["input"] for m in extra["measurements"]} == {-0.5, 0.0, 0.5, 1.0, 1.5, 1.9}
 
 
+@pytest.mark.slow
 def test_interactive_chapter_shows_a_gallery_in_the_static_book(built_book):
     root, html, _ = built_book
     _, images = _outputs(root, "07_interactive")
@@ -141,6 +164,7 @@ def test_interactive_chapter_shows_a_gallery_in_the_static_book(built_book):
     assert "Voila" in page and "jupyter-widgets/html-manager" not in page, "no widget manager from a CDN"
 
 
+@pytest.mark.slow
 def test_privacy_chapter_audits_the_model_and_its_control(built_book):
     root, html, _ = built_book
     _, images = _outputs(root, "08_privacy")
@@ -157,6 +181,7 @@ def test_privacy_chapter_audits_the_model_and_its_control(built_book):
     assert "does not prove privacy" in page
 
 
+@pytest.mark.slow
 def test_paper_numbers_page_lists_every_number(built_book):
     from ldm.numbers import PAPER_NUMBERS, paper_numbers
 
@@ -168,6 +193,7 @@ def test_paper_numbers_page_lists_every_number(built_book):
     assert "0.972" in page and "0.692" in page and "142.3" in page
 
 
+@pytest.mark.slow
 def test_reference_pages_render(built_book):
     _, html, _ = built_book
     refs = (html / "book" / "references.html").read_text()
@@ -218,6 +244,7 @@ def _render(page: Path) -> dict:
 
 
 @needs_browser
+@pytest.mark.slow
 @pytest.mark.parametrize("name, min_images", [("04_sampling_quality", 1), ("05_conditioning", 3)])
 def test_pages_render_in_a_real_browser(built_book, tmp_path, name, min_images):
     _, html, _ = built_book

@@ -6,9 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from ldm.brain_age import BrainAgeCNN, agreement, build_brain_age, load_brain_age, predict_age, train_brain_age
+from ldm.checkpoints import load_checkpoint
 from ldm.config import load_profile
-from ldm.train import load_checkpoint
+from ldm.evaluation.conditioning import age_agreement
+from ldm.models.brain_age import BrainAgeCNN, build_brain_age, load_brain_age, predict_age
+from ldm.training.brain_age import train_brain_age
 
 SMALL = {"brain_age.channels": [4, 8, 16], "brain_age.batch_size": 8, "brain_age.lr": 3e-3}
 
@@ -53,7 +55,7 @@ def test_learns_an_age_signal(tmp_path):
     x, ages = _age_coded_volumes(p.data.shape, 48, seed=0)
     path = train_brain_age(p, x[:32], ages[:32], tmp_path, steps=120, progress=False)
     model = load_brain_age(load_checkpoint(path), p)
-    held_out = agreement(predict_age(model, x[32:]), ages[32:].numpy())
+    held_out = age_agreement(predict_age(model, x[32:]), ages[32:].numpy())
     baseline = float(np.abs(ages[32:].numpy() - ages[:32].numpy().mean()).mean())  # always the mean age
     assert held_out["r"] > 0.8 and held_out["mae_years"] < 0.5 * baseline, (held_out, baseline)
 
@@ -86,7 +88,7 @@ def test_too_many_blocks_for_the_image_is_a_config_error():
 
 
 def test_agreement_numbers():
-    a = agreement(np.array([52.0, 61.0, 70.0]), np.array([50.0, 60.0, 70.0]))
+    a = age_agreement(np.array([52.0, 61.0, 70.0]), np.array([50.0, 60.0, 70.0]))
     assert a["mae_years"] == pytest.approx(1.0)
     assert a["r"] == pytest.approx(np.corrcoef([52, 61, 70], [50, 60, 70])[0, 1])
     assert isinstance(BrainAgeCNN((2,), (4, 4, 4)), nn.Module)

@@ -1,5 +1,5 @@
 """Shipped checkpoints: each matches the current profile of its folder, so a stale one fails loudly;
-export keeps what sampling needs and nothing that could resume (or hide) a different run."""
+export_checkpoint keeps what sampling needs and nothing that could resume (or hide) a different run."""
 
 import json
 from dataclasses import asdict
@@ -8,14 +8,21 @@ import numpy as np
 import pytest
 import torch
 
-from ldm.baselines import build_generator
-from ldm.brain_age import build_brain_age
-from ldm.checkpoints import SHIPPED_DIR, export, load_checked, model_state, resolve_weights
+from ldm.checkpoints import (
+    SHIPPED_DIR,
+    export_checkpoint,
+    load_checked,
+    model_state,
+    resolve_weights,
+    save_checkpoint,
+    saved_config,
+)
 from ldm.config import load_profile
-from ldm.generate import generate, load_pipeline
-from ldm.networks import build_autoencoder, build_unet
-from ldm.ship import TRAINED_BY, network_profile
-from ldm.train import save_checkpoint, saved_config
+from ldm.models.baselines import build_generator
+from ldm.models.brain_age import build_brain_age
+from ldm.models.networks import build_autoencoder, build_unet
+from ldm.sampling.pipeline import generate, load_pipeline
+from ldm.training.ship import TRAINED_BY, network_profile
 
 TRAINING_KEYS = {
     "autoencoder": ("autoencoder_steps", "autoencoder_batch_size", "autoencoder_lr", "kl_weight", "perceptual_weight",
@@ -94,7 +101,7 @@ def test_export_keeps_weights_in_half_precision_without_optimiser(tmp_path):
     save_checkpoint(src, {"kind": "diffusion", "step": 3, "model": unet.state_dict(), "ema": ema,
                           "optimizer": {"state": {}, "param_groups": []}, "history": [{"step": 3, "loss": 1.0}],
                           "config": json.dumps({}), "latent_mean": torch.zeros(3), "latent_std": torch.ones(3)})
-    ck = torch.load(export(src, tmp_path / "out.pt"), weights_only=True)
+    ck = torch.load(export_checkpoint(src, tmp_path / "out.pt"), weights_only=True)
     assert "optimizer" not in ck and "ema" not in ck and ck["weights"] == "ema"
     key = next(k for k, v in ema.items() if v.is_floating_point())
     assert ck["model"][key].dtype == torch.float16

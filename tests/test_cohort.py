@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from nibabel.orientations import aff2axcodes
 
-from ldm import cohort as cohort_lib
 from ldm.config import load_profile
-from ldm.template import load_template
+from ldm.data import cohort as cohort_lib
+from ldm.data.template import load_template
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import torch
 from conftest import random_pipeline
 
 from ldm.config import ConfigError, load_profile
-from ldm.generate import Pipeline, eps_function, generate
-from ldm.networks import condition_vector, conditioning_inputs
-from ldm.sampling import add_noise, alphas_cumprod, eps_from_prediction, schedule_betas
-from ldm.train import denormalise_latents, latent_statistics, normalise_latents
+from ldm.models.latents import denormalise_latents, latent_statistics, normalise_latents
+from ldm.models.networks import condition_vector, conditioning_inputs
+from ldm.models.schedule import add_noise, alphas_cumprod, eps_from_prediction, schedule_betas
+from ldm.sampling.pipeline import Pipeline, eps_function, generate
 
 SMOKE = load_profile("smoke")
 

@@ -1,9 +1,15 @@
 import math
+import re
 
 import pytest
 import yaml
 
 from ldm.config import CONFIG_DIR, ConfigError, load_profile
+
+
+@pytest.mark.parametrize("name", ["smoke", "demo", "paper"])
+def test_shipped_profiles_load(name):
+    assert load_profile(name).name == name
 
 
 @pytest.mark.parametrize("name", ["smoke", "demo", "paper"])
@@ -86,3 +92,90 @@ def test_yaml_is_parsed_as_data_not_code(tmp_path):
     path.write_text("!!python/object/apply:os.system ['echo pwned']\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_profile(path)
+
+
+def _covariates(index=None, **edit):
+    """The smoke profile's covariates, with ``edit`` applied to the one at ``index``."""
+    covs = yaml.safe_load((CONFIG_DIR / "smoke.yaml").read_text())["data"]["covariates"]
+    if index is not None:
+        covs[index] = {**covs[index], **edit}
+        covs[index] = {k: v for k, v in covs[index].items() if v is not None}  # None drops a key
+    return covs
+
+
+# One case per rule: (profile, overrides, the dotted key the error must name, a piece of that rule's message).
+# The message piece tells apart rules that share a key (data.shape: positive, divisible, a list, 3 values).
+RULES = {
+    # types, checked while building the dataclasses
+    "override names an unknown key": ("smoke", {"cohort.n_subjectz": 7}, "cohort.n_subjectz", "override"),
+    "unknown key": ("smoke", {"data.covariates": _covariates(0, colour="red")}, "data.covariates[0].colour",
+                    "unknown key"),
+    "missing key": ("smoke", {"data.covariates": _covariates(0, unit=None)}, "data.covariates[0].unit",
+                    "missing key"),
+    "section not a mapping": ("smoke", {"privacy": 3}, "privacy", "expected a mapping"),
+    "literal": ("smoke", {"preprocessing.registration_metric": "mutual_information"},
+                "preprocessing.registration_metric", "expected one of ['mattes_mi', 'correlation']"),
+    "tuple not a list": ("smoke", {"data.shape": 20}, "data.shape", "expected a list"),
+    "tuple length": ("smoke", {"data.fov_center_mm": [0.0, -18.0]}, "data.fov_center_mm", "expected 3 values"),
+    "bool": ("smoke", {"diffusion.null_token": 1}, "diffusion.null_token", "expected true/false"),
+    "int": ("smoke", {"cohort.n_subjects": 24.0}, "cohort.n_subjects", "expected an integer"),
+    "float": ("smoke", {"data.voxel_size_mm": "8"}, "data.voxel_size_mm", "expected a number"),
+    "str": ("smoke", {"training.perceptual_weights": None}, "training.perceptual_weights", "expected a string"),
+    # each section's own rules
+    "voxel size": ("smoke", {"data.voxel_size_mm": 0.0}, "data.voxel_size_mm", "must be positive"),
+    "shape positive": ("smoke", {"data.shape": [-20, 28, 20]}, "data.shape", "must be positive"),
+    "percentiles": ("smoke", {"data.intensity_percentiles": [99.5, 0.5]}, "data.intensity_percentiles",
+                    "need 0 <= low < high <= 100"),
+    "covariate order": ("smoke", {"data.covariates": _covariates()[::-1]}, "data.covariates",
+                        "must be sex, age, ventricular_volume, brain_volume in that order"),
+    "covariate range": ("smoke", {"data.covariates": _covariates(1, min=82, max=44)}, "data.covariates[1]",
+                        "max must exceed min for age"),
+    "subjects": ("smoke", {"cohort.n_subjects": 2}, "cohort.n_subjects", "need at least 3"),
+    "splits": ("smoke", {"cohort.split_fractions": [0.5, 0.2, 0.2]}, "cohort.split_fractions",
+               "must be positive and sum to 1"),
+    "raw voxels": ("smoke", {"cohort.raw_voxel_mm": [2.0, 5.0]}, "cohort.raw_voxel_mm",
+                   "must not be finer than cohort.template_voxel_mm"),
+    "autoencoder levels": ("smoke", {"autoencoder.attention_levels": [False]}, "autoencoder.attention_levels",
+                           "needs one entry per level"),
+    "autoencoder groups": ("smoke", {"autoencoder.channels": [16, 36]}, "autoencoder.channels",
+                           "divisible by norm_num_groups=8"),
+    "unet levels": ("smoke", {"diffusion.attention_levels": [False]}, "diffusion.attention_levels",
+                    "needs one entry per level"),
+    "unet groups": ("smoke", {"diffusion.channels": [32, 60]}, "diffusion.channels", "divisible by norm_num_groups=8"),
+    "head channels": ("smoke", {"diffusion.num_head_channels": [0]}, "diffusion.num_head_channels",
+                      "needs one entry per level"),
+    "betas": ("smoke", {"scheduler.beta_end": 0.001}, "scheduler.beta_end", "need 0 < beta_start < beta_end < 1"),
+    "condition dropout range": ("smoke", {"training.condition_dropout": 1.0}, "training.condition_dropout",
+                                "must be in [0, 1)"),
+    "ema": ("smoke", {"training.ema_decay": 1.0}, "training.ema_decay", "must be in [0, 1)"),
+    "checkpoints": ("smoke", {"training.checkpoint_every": 0}, "training.checkpoint_every", "must be at least 1"),
+    "ms-ssim kernel": ("smoke", {"metrics.ms_ssim_kernel_size": 4}, "metrics.ms_ssim_kernel_size", "must be odd"),
+    # rules across sections
+    "shape vs autoencoder": ("smoke", {"data.shape": [20, 27, 20]}, "data.shape",
+                             "divisible by the autoencoder's downsampling 2"),
+    "latent vs unet": ("smoke", {"diffusion.channels": [32, 64, 64], "diffusion.attention_levels": [False, True, True],
+                                 "diffusion.num_head_channels": [0, 32, 32]}, "diffusion.channels",
+                       "not divisible by the UNet's downsampling 4"),
+    "cross-attention width": ("smoke", {"diffusion.cross_attention_dim": 4}, "diffusion.cross_attention_dim",
+                              "must equal the number of covariates"),
+    "dropout needs null token": ("paper", {"training.condition_dropout": 0.1}, "training.condition_dropout",
+                                 "needs diffusion.null_token: true"),
+    "guidance needs null token": ("paper", {"sampling.guidance_scale": 2.0}, "sampling.guidance_scale",
+                                  "guidance needs an unconditional model"),
+    "ddim steps": ("smoke", {"sampling.ddim_steps": 1001}, "sampling.ddim_steps", "must be in 1..num_train_timesteps"),
+    "dpm steps": ("smoke", {"sampling.dpm_steps": 0}, "sampling.dpm_steps", "must be in 1..num_train_timesteps"),
+    "brain-age depth": ("smoke", {"brain_age.channels": [2, 4, 8, 16, 32]}, "brain_age.channels",
+                        "5 blocks halve (20, 28, 20) below one voxel"),
+    "generator depth": ("smoke", {"baselines.generator_channels": [8, 8, 8]}, "baselines.generator_channels",
+                        "not divisible by the generator's upsampling 8"),
+    "discriminator depth": ("demo", {"baselines.discriminator_channels": [8, 8, 8, 8, 8, 8]},
+                            "baselines.discriminator_channels", "too many stride-2 layers for data.shape"),
+}
+
+
+@pytest.mark.parametrize(("profile", "overrides", "key", "message"), RULES.values(), ids=RULES.keys())
+def test_each_rule_is_one_error_naming_its_key(profile, overrides, key, message):
+    # the key whole, as the error writes it ("where: key: ..." or "... key 'key'"), not a prefix of a longer one
+    with pytest.raises(ConfigError, match=rf"[ ']{re.escape(key)}(: |')") as err:
+        load_profile(profile, overrides)
+    assert message in str(err.value), "another rule on the same key fired first"

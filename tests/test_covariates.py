@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from ldm.config import load_profile
-from ldm.covariates import denormalise, normalise, parse_sex
+from ldm.data.covariates import denormalise, normalise, parse_sex
 
 COVS = load_profile("smoke").data.covariates
 

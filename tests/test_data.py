@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ldm.data import load_cohort
+from ldm.data.loading import load_cohort
 from ldm.io import DataError, read_image, write_nifti
 
 

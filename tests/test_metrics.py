@@ -8,7 +8,7 @@ import torch
 from scipy.ndimage import gaussian_filter, sobel
 
 from ldm.config import load_profile
-from ldm.metrics import (
+from ldm.evaluation.metrics import (
     _fid_low_rank,
     _gaussian_filter,
     feature_extractor,
@@ -175,8 +175,8 @@ class Identity(torch.nn.Module):
 def test_diagnostic_rows_of_a_perfect_autoencoder_equal_the_real_row():
     """Chapter 4's diagnostic rows: a lossless autoencoder reconstructs the real set exactly, so its row
     equals the real set's; the blurred row loses texture, so its pairs look more alike."""
-    from ldm.evaluate import diagnostic_sets, sample_set_metrics
-    from ldm.metrics import feature_extractor
+    from ldm.evaluation.diagnostics import diagnostic_sets, sample_set_metrics
+    from ldm.evaluation.metrics import feature_extractor
 
     cfg = load_profile("smoke").metrics
     rng = np.random.default_rng(0)
@@ -197,7 +197,7 @@ def test_diagnostic_rows_of_a_perfect_autoencoder_equal_the_real_row():
 def test_noise_sd_is_the_finest_haar_band_and_recovers_white_noise():
     """``noise_sd`` is MAD / 0.6745 of the finest all-axes Haar detail (here written as the signed sum of
     each 2x2x2 block), and recovers the sd of white noise added to a smooth phantom."""
-    from ldm.evaluate import noise_sd
+    from ldm.evaluation.diagnostics import noise_sd
 
     rng = np.random.default_rng(0)
     vol = brain_like(0) + 0.02 * rng.standard_normal((40, 56, 40))
@@ -213,7 +213,7 @@ def test_noise_sd_is_the_finest_haar_band_and_recovers_white_noise():
 
 
 def test_diagnostic_sets_with_noise_add_the_same_noise_to_each_set():
-    from ldm.evaluate import add_noise, diagnostic_sets
+    from ldm.evaluation.diagnostics import add_white_noise, diagnostic_sets
 
     real = np.stack([brain_like(i, (24, 28, 24)) for i in range(6)])
     sets = diagnostic_sets(Identity(), real, noise=0.03, samples={"LDM": real[::-1].copy()})
@@ -221,9 +221,9 @@ def test_diagnostic_sets_with_noise_add_the_same_noise_to_each_set():
                          "Real images + white noise (sd 0.030)", "Autoencoder reconstructions + white noise (sd 0.030)",
                          "LDM + white noise (sd 0.030)"}
     noisy = sets["Real images + white noise (sd 0.030)"]
-    assert np.array_equal(noisy, add_noise(real, 0.03))  # seed 0, and the lossless autoencoder changes nothing
+    assert np.array_equal(noisy, add_white_noise(real, 0.03))  # seed 0, and the lossless autoencoder changes nothing
     assert np.array_equal(sets["Autoencoder reconstructions + white noise (sd 0.030)"], noisy)
-    assert np.array_equal(sets["LDM + white noise (sd 0.030)"], add_noise(real[::-1], 0.03))
+    assert np.array_equal(sets["LDM + white noise (sd 0.030)"], add_white_noise(real[::-1], 0.03))
     assert noisy.min() >= 0 and noisy.max() <= 1 and noisy.dtype == np.float32
     assert 0.025 < (noisy - real)[(real > 0.1) & (real < 0.9)].std() < 0.035  # clipping aside, sd 0.03
-    assert not np.array_equal(noisy, add_noise(real, 0.03, seed=1))
+    assert not np.array_equal(noisy, add_white_noise(real, 0.03, seed=1))

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from ldm.config import load_profile
-from ldm.generate import load_pipeline
-from ldm.networks import condition_vector, conditioning_inputs
-from ldm.official import RELEASED_MD5, convert_bundle, md5, read_state
+from ldm.models.networks import condition_vector, conditioning_inputs
+from ldm.models.official import RELEASED_MD5, convert_bundle, md5, read_state
+from ldm.sampling.pipeline import load_pipeline
 
 generative = pytest.importorskip("generative.networks.nets", reason="monai-generative (dev extra) is the reference")
 
@@ -85,8 +85,8 @@ def test_a_file_of_another_architecture_is_refused(converted, tmp_path):
 def test_paper_size_parameters_all_find_their_place():
     """At the paper's real sizes (on the meta device: shapes only, no memory), every parameter of MONAI
     Generative's networks maps onto the paper profile's, and the counts are the bundle's."""
-    from ldm.networks import build_autoencoder, build_unet, count_parameters
-    from ldm.official import convert
+    from ldm.models.networks import build_autoencoder, build_unet, count_parameters
+    from ldm.models.official import convert
 
     p = load_profile("paper")
     with torch.device("meta"):

@@ -5,7 +5,7 @@ import torch
 from monai.networks.nets import resnet10
 
 from ldm.io import DataError
-from ldm.perceptual import MedicalNetPerceptualLoss
+from ldm.models.perceptual import MedicalNetPerceptualLoss
 
 
 @pytest.fixture()

@@ -8,17 +8,17 @@ import SimpleITK as sitk
 from nibabel.orientations import axcodes2ornt, io_orientation, ornt_transform
 
 from ldm.config import load_profile
-from ldm.io import DataError
-from ldm.preprocess import (
+from ldm.data.loading import load_preprocessed
+from ldm.data.preprocess import (
     from_sitk,
-    load_preprocessed,
     normalise_intensity,
     preprocess_cohort,
     preprocess_image,
     target_grid,
     to_sitk,
 )
-from ldm.template import load_template_t1
+from ldm.data.template import load_template_t1
+from ldm.io import DataError
 
 LPS = np.diag([-1.0, -1.0, 1.0])
 
@@ -131,7 +131,7 @@ def test_cohort_preprocessing_outputs_and_manifest(preprocessed, smoke):
 def test_one_bad_subject_is_recorded_and_the_rest_kept(tmp_path, smoke, cohort_dir):
     import shutil
 
-    from ldm.data import load_cohort
+    from ldm.data.loading import load_cohort
 
     table = load_cohort(cohort_dir, smoke.data.covariates).head(4).copy()
     (tmp_path / "raw").mkdir()
@@ -163,7 +163,7 @@ def test_one_bad_subject_is_recorded_and_the_rest_kept(tmp_path, smoke, cohort_d
 
 
 def test_a_cohort_where_every_subject_fails_stops_with_the_reason(tmp_path, smoke, cohort_dir):
-    from ldm.data import load_cohort
+    from ldm.data.loading import load_cohort
 
     table = load_cohort(cohort_dir, smoke.data.covariates).head(2).copy()
     for i in range(2):
@@ -188,7 +188,7 @@ def test_bad_image_gives_a_clear_error(tmp_path, smoke):
 
 def test_ventricle_volume_survives_preprocessing(preprocessed):
     """Rigid registration keeps volumes: the ventricle map carried to MNI space keeps its volume."""
-    from ldm.preprocess import label_volume
+    from ldm.data.loading import label_volume
 
     out, _ = preprocessed
     pre = load_preprocessed(out)

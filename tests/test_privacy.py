@@ -3,7 +3,7 @@
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from ldm.privacy import audit, most_common_nearest, nearest_neighbours, unit_rows
+from ldm.evaluation.privacy import audit, most_common_nearest, nearest_neighbours, unit_rows
 
 
 def _brains(n, seed, shape=(12, 14, 12)):
@@ -45,10 +45,10 @@ def test_control_left_by_another_autoencoder_is_set_aside_and_retrained(tmp_path
 
     import torch
 
+    from ldm.checkpoints import load_checkpoint
     from ldm.config import load_profile
-    from ldm.networks import build_autoencoder
-    from ldm.privacy import CONTROL_OVERRIDES, train_memoriser
-    from ldm.train import load_checkpoint
+    from ldm.models.networks import build_autoencoder
+    from ldm.training.privacy_control import CONTROL_OVERRIDES, train_memoriser
 
     prof = load_profile("smoke", {**CONTROL_OVERRIDES, "training.checkpoint_every": 2})
     images = np.random.default_rng(0).random((2, *prof.data.shape), dtype=np.float32)
@@ -73,10 +73,10 @@ def test_shipped_control_is_used_only_for_the_latents_it_memorised(tmp_path, cap
 
     import torch
 
-    from ldm.checkpoints import export
+    from ldm.checkpoints import export_checkpoint
     from ldm.config import load_profile
-    from ldm.networks import build_autoencoder
-    from ldm.privacy import CONTROL_OVERRIDES, train_memoriser
+    from ldm.models.networks import build_autoencoder
+    from ldm.training.privacy_control import CONTROL_OVERRIDES, train_memoriser
 
     prof = load_profile("smoke", {**CONTROL_OVERRIDES, "training.checkpoint_every": 2})
     images = np.random.default_rng(0).random((2, *prof.data.shape), dtype=np.float32)
@@ -84,7 +84,7 @@ def test_shipped_control_is_used_only_for_the_latents_it_memorised(tmp_path, cap
     torch.manual_seed(0)
     pipe = SimpleNamespace(autoencoder=build_autoencoder(prof.autoencoder).eval(), device="cpu")
     train_memoriser(prof, pipe, images, c, tmp_path / "made", steps=2)
-    shipped = export(tmp_path / "made" / "diffusion.pt", tmp_path / "privacy_control.pt")
+    shipped = export_checkpoint(tmp_path / "made" / "diffusion.pt", tmp_path / "privacy_control.pt")
 
     used = train_memoriser(prof, pipe, images, c, tmp_path / "run1", steps=2, shipped=shipped)
     assert "(shipped)" in used.weights and not (tmp_path / "run1" / "diffusion.pt").exists()

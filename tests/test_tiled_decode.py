@@ -5,9 +5,9 @@ import pytest
 import torch
 from monai.networks.nets import AutoencoderKL
 
-from ldm import tiled_decode
 from ldm.config import load_profile
-from ldm.networks import build_autoencoder
+from ldm.models.networks import build_autoencoder
+from ldm.sampling import tiled_decode
 
 
 def small_autoencoder(levels: int = 3) -> AutoencoderKL:
@@ -80,8 +80,8 @@ def test_a_decoder_without_upsampling_is_refused():
 def test_generate_and_the_export_command_take_a_tile(smoke):
     from conftest import random_pipeline
 
-    from ldm.generate import generate
-    from ldm.sample import parse_tile
+    from ldm.sampling.export import parse_tile
+    from ldm.sampling.pipeline import generate
 
     pipe = random_pipeline(smoke)
     c = torch.tensor([[1.0, 0.5, 0.3, 0.6]])

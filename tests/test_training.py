@@ -7,16 +7,17 @@ import pickle
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from ldm.checkpoints import load_checkpoint
 from ldm.config import load_profile
-from ldm.networks import build_networks, count_parameters
-from ldm.train import default_device, global_batch, load_checkpoint, train_autoencoder
+from ldm.models.networks import build_networks, count_parameters
+from ldm.runtime import default_device, global_batch
+from ldm.training.autoencoder import train_autoencoder
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -37,7 +38,7 @@ def test_small_profiles_run_a_forward_pass(name):
         mu, _ = ae.encode(x)
         assert mu.shape == (1, p.autoencoder.latent_channels, *p.latent_shape)
         assert ae.decode(mu).shape == x.shape
-        from ldm.networks import condition_vector, conditioning_inputs
+        from ldm.models.networks import condition_vector, conditioning_inputs
 
         x_in, ctx = conditioning_inputs(mu, condition_vector(torch.rand(1, 4), p.diffusion.null_token))
         assert unet(x=x_in, timesteps=torch.tensor([10]), context=ctx).shape == mu.shape
@@ -83,6 +84,7 @@ def _weights(run_dir):
     return load_checkpoint(Path(run_dir) / "models" / "diffusion.pt")
 
 
+@pytest.mark.slow
 def test_killed_training_resumes_to_the_same_weights(tmp_path, latents):
     steps = 12
     whole = _run([sys.executable, *_train_cmd(tmp_path / "whole", latents, steps)])
@@ -90,16 +92,10 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path, latents):
 
     run = tmp_path / "killed"
     ckpt = run / "models" / "diffusion.pt"
-    proc = subprocess.Popen([sys.executable, *_train_cmd(run, latents, steps)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
-    deadline = time.time() + 300
-    while not ckpt.is_file() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)  # mid-run: after the first checkpoint, before the end
-    proc.wait()
-    killed_at = load_checkpoint(ckpt)["step"]
-    assert killed_at < steps, "the kill came too late to test anything"
+    # the run kills itself right after its step-6 checkpoint (training.checkpoint_every 3): mid-run, never a race
+    killed = _run([sys.executable, *_train_cmd(run, latents, steps)], env_extra={"LDM_KILL_AT": "diffusion:6"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert load_checkpoint(ckpt)["step"] == 6
     resumed = _run([sys.executable, *_train_cmd(run, latents, steps)])
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     a, b = _weights(tmp_path / "whole"), _weights(run)
@@ -111,6 +107,7 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path, latents):
     assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
 
 
+@pytest.mark.slow
 def test_two_process_ddp_matches_one_process(tmp_path, latents):
     steps = 6
     one = _run([sys.executable, *_train_cmd(tmp_path / "one", latents, steps)])
@@ -162,13 +159,13 @@ def test_autoencoder_resumes_to_the_same_weights(tmp_path):
 def test_ema_forgets_the_initialisation_in_a_short_run(tmp_path):
     """With warm-up, after 20 steps the EMA is far closer to the trained weights than to the initial ones."""
     smoke = load_profile("smoke", {"training.ema_decay": 0.999, "training.diffusion_lr": 1.0e-3})
-    from ldm.train import train_diffusion
+    from ldm.training.diffusion import train_diffusion
 
     z = torch.randn(8, 3, 10, 14, 10, generator=torch.Generator().manual_seed(0))
     c = torch.rand(8, 4, generator=torch.Generator().manual_seed(1))
     train_diffusion(smoke, z, c, tmp_path / "run", steps=20, progress=False)
     ck = load_checkpoint(tmp_path / "run" / "diffusion.pt")
-    from ldm.networks import build_unet
+    from ldm.models.networks import build_unet
 
     torch.manual_seed(smoke.training.seed)  # the initial weights, rebuilt as train_diffusion builds them
     w0 = build_unet(smoke.diffusion, smoke.autoencoder.latent_channels).state_dict()
@@ -201,6 +198,7 @@ def test_decoder_finetuning_keeps_the_encoder_bit_for_bit(tmp_path):
     assert all(h["generator_adversarial"] > 0 for h in after["history"][3:])  # the adversarial term joined
 
 
+@pytest.mark.slow
 def test_decoder_finetuning_runs_under_two_process_ddp(tmp_path, preprocessed):
     """The encoder gets no gradient in the decoder phase: DDP must be told, or it stops with an error."""
     overrides = json.dumps({"training.autoencoder_steps": 1, "training.decoder_finetune_steps": 2,
@@ -215,10 +213,12 @@ def test_decoder_finetuning_runs_under_two_process_ddp(tmp_path, preprocessed):
     assert ck["step"] == 3 and ck["world_size"] == 2
 
 
+@pytest.mark.slow
 def test_diffusion_refuses_to_resume_on_other_latents(tmp_path):
     """A diffusion checkpoint left from an earlier autoencoder must not silently go on training (or be
     finished) on new latents: the error names the file, and the checkpoint is left as it was."""
-    from ldm.train import StaleCheckpointError, train_diffusion
+    from ldm.training.diffusion import train_diffusion
+    from ldm.training.state import StaleCheckpointError
 
     smoke = load_profile("smoke")
     z = torch.randn(8, 3, 10, 14, 10, generator=torch.Generator().manual_seed(0))
@@ -234,7 +234,7 @@ def test_diffusion_refuses_to_resume_on_other_latents(tmp_path):
 
 def test_cached_latents_follow_their_autoencoder(tmp_path):
     """latents.pt names the autoencoder checkpoint it was encoded by; another checkpoint makes it stale."""
-    from ldm.train import latents_are_current, save_latents
+    from ldm.training.diffusion import latents_are_current, save_latents
 
     ae = tmp_path / "autoencoder.pt"
     torch.save({"model": {"w": torch.zeros(3)}}, ae)
@@ -251,8 +251,9 @@ def test_training_and_sampling_need_no_registration_library(tmp_path):
     """A GPU host that trains or samples from packed or preprocessed data needs no SimpleITK (only
     preprocessing registers images): the training, checkpoint and sampling modules import without it."""
     (tmp_path / "SimpleITK.py").write_text("raise ImportError('SimpleITK is not installed here')\n")
-    code = "import ldm.train, ldm.checkpoints, ldm.generate, ldm.ventricles, ldm.privacy"
+    code = ("import ldm.train, ldm.sample, ldm.checkpoints, ldm.run, ldm.training.cli, ldm.sampling.pipeline, "
+            "ldm.sampling.export, ldm.evaluation.ventricles, ldm.evaluation.privacy, ldm.training.privacy_control")
     proc = _run([sys.executable, "-c", code], env_extra={"PYTHONPATH": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    fails = _run([sys.executable, "-c", "import ldm.preprocess"], env_extra={"PYTHONPATH": str(tmp_path)})
+    fails = _run([sys.executable, "-c", "import ldm.data.preprocess"], env_extra={"PYTHONPATH": str(tmp_path)})
     assert "SimpleITK is not installed here" in fails.stderr  # the fake module is really in the way

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 from conftest import random_pipeline
 
+from ldm.book.widget import SamplerApp
 from ldm.config import load_profile
-from ldm.widget import SamplerApp
 
 
 def test_a_full_generate_and_save_cycle(tmp_path):
