@@ -252,7 +252,7 @@ class BaselinesConfig:
 
 @dataclass(frozen=True)
 class PrivacyConfig:
-    """The memorisation audit (notebook 08) and its positive control (``ldm.privacy``)."""
+    """The memorisation audit (notebook 08; ``ldm.evaluation.privacy``) and its positive control."""
 
     n_samples: int  # samples audited against the training split
     control_subjects: int  # the over-fitted control memorises this many training subjects

@@ -117,3 +117,14 @@ def test_the_layer_check_finds_sampling_importing_training(tmp_path):
     root = _write(tmp_path, {"ldm/__init__.py": "", "ldm/training/__init__.py": "", "ldm/training/steps.py": "",
                              "ldm/sampling/__init__.py": "", "ldm/sampling/x.py": "from ..training import steps\n"})
     assert layer_violations(import_graph(root)) == ["ldm.sampling.x imports ldm.training.steps"]
+
+
+def test_each_public_name_is_defined_once():
+    """A name means one thing in the package (``add_noise`` was once the forward process and white noise):
+    every public top-level function or class is defined in one module; ``main`` is each command's entry."""
+    where: dict[str, list[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef) and not node.name.startswith("_"):
+                where.setdefault(node.name, []).append(module_name(path))
+    assert {name: mods for name, mods in where.items() if len(mods) > 1 and name != "main"} == {}

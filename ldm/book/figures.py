@@ -254,9 +254,12 @@ def closest_pairs_figure(pairs: Sequence[tuple[np.ndarray, dict, int, str]], tra
                        title="Closest pairs: sample above its nearest training subject")
 
 
-def fig1_figure(sets: Sequence[tuple[str, Sequence[np.ndarray]]], seeds: Sequence[int], voxel_mm: float, profile: str,
-                weights: str, show: int = 2) -> plt.Figure:
-    """Fig. 1: ``show`` volumes of each (name, volumes) set in a row; LDM sets are labelled by seed."""
+def fig1_figure(real: np.ndarray, samples: dict, seeds: Sequence[int], voxel_mm: float, profile: str, weights: str,
+                show: int = 2) -> plt.Figure:
+    """Fig. 1 in the paper's order: ``show`` real volumes, then as many of each GAN's and the LDM's samples
+    (DDPM, then DDIM, labelled by seed), one row each."""
+    sets = [("real", real), ("VAE-GAN", samples["VAE-GAN"]), ("LSGAN", samples["LSGAN"]),
+            ("LDM (DDPM)", samples["LDM"]), ("LDM + DDIM", samples["LDM + DDIM"])]
     labels = [f"{name} seed {seeds[i]}" if name.startswith("LDM") else f"{name} {i}"
               for name, _ in sets for i in range(show)]
     return volume_rows([v for _, vs in sets for v in vs[:show]], labels, voxel_mm, profile, weights,

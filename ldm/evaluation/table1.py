@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..models.baselines import sample_gan
-from ..numbers import PAPER_TABLE1
+from ..models.baselines import load_generator, sample_gan
+from ..numbers import PAPER_SECONDS, PAPER_SECONDS_WHERE, PAPER_TABLE1
 from ..sampling.pipeline import Pipeline, generate
 from .claims import interval_verdict
 from .diagnostics import diagnostic_sets, mean_image_correlation, noise_sd, sample_set_metrics
@@ -42,15 +42,23 @@ def ldm_sets(pipe: Pipeline, covariates: torch.Tensor, seeds: Sequence[int], n_d
     return samples, seconds
 
 
-def gan_sets(generators: Mapping[str, torch.nn.Module], n: int, seed: int
+def gan_sets(checkpoints: Mapping[str, dict], profile, n: int, seed: int
              ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """(samples, seconds per sample) of each GAN generator, ``n`` samples from ``seed``."""
+    """(samples, seconds per sample) of each GAN checkpoint's generator, ``n`` samples from ``seed``."""
     samples, seconds = {}, {}
-    for name, generator in generators.items():
+    for name, ck in checkpoints.items():
+        generator = load_generator(ck, profile)
         t0 = time.perf_counter()
         samples[name] = sample_gan(generator, n, seed=seed)[:, 0].numpy()
         seconds[name] = (time.perf_counter() - t0) / n
     return samples, seconds
+
+
+def speedup(seconds: Mapping[str, float]) -> str:
+    """DDIM's speed-up over DDPM here, beside the paper's (``ldm.numbers.PAPER_SECONDS``)."""
+    paper = PAPER_SECONDS["LDM"][0] / PAPER_SECONDS["LDM + DDIM"][0]
+    return (f"DDIM {seconds['LDM'] / seconds['LDM + DDIM']:.1f}x faster than DDPM (paper: {paper:.1f}x, "
+            f"{PAPER_SECONDS_WHERE})")
 
 
 def score_sets(samples: Mapping[str, np.ndarray], extractor, reference: np.ndarray, cfg,

@@ -1,15 +1,10 @@
-"""Export a synthetic cohort: N brains as NIfTI + one covariates TSV, resumable and shardable.
+"""Writing samples: a synthetic cohort (``export`` + ``gather``: N brains as NIfTI and one participants.tsv,
+resumable and shardable; ``python -m ldm.sample`` runs them, see ``ldm.sampling.cli``) and single samples
+with their row in ``samples.tsv`` (``save_samples``: the notebooks and the widget).
 
-    python -m ldm.sample --profile demo --n 1000 --out runs/demo/export
-    python -m ldm.sample --profile demo --n 1000 --out runs/demo/export --covariates my_covariates.tsv
-    torchrun --nproc_per_node 4 -m ldm.sample --profile paper --weights /models/bundle --n 100000 --out /data/synth
-
-Sample i has seed ``seed + i`` and covariates row i (drawn with replacement from the run's training
-split, or read from ``--covariates``: columns sex, age, ventricular_volume, brain_volume in natural
-units, one row per sample). Rank r of a torchrun job makes the samples i = r, r + W, r + 2W, ...: disjoint
-seeds, no coordination. Each sample is written atomically as ``sub-<i>_T1w.nii.gz`` with a one-row JSON
-sidecar; a rerun skips samples whose two files exist, so a killed export resumes with no gap and no
-duplicate. At the end rank 0 gathers the sidecars into ``participants.tsv``.
+Sample i of a cohort has seed ``seed + i`` and covariates row i; rank r of W makes the samples i = r, r + W,
+... Each is written atomically as ``sub-<i>_T1w.nii.gz`` with a one-row JSON sidecar written after it, so a
+rerun skips the samples whose two files exist and a killed export resumes with no gap and no duplicate.
 """
 
 from __future__ import annotations

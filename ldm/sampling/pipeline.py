@@ -1,4 +1,4 @@
-"""Conditional generation: covariates in, brains out (NIfTI with an MNI affine + a TSV of covariates).
+"""Conditional generation: networks and schedule as one ``Pipeline``; ``generate``: covariates in, volumes out.
 
 A sample is a function of its seed: the initial noise and every later draw of sample i come from its own
 generator, so the batch size never changes which brain seed 42 is.
