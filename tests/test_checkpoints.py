@@ -1,5 +1,5 @@
 """Shipped checkpoints: each matches the current profile of its folder, so a stale one fails loudly;
-export_checkpoint keeps what sampling needs and nothing that could resume (or hide) a different run."""
+export keeps what sampling needs and nothing that could resume (or hide) a different run."""
 
 import json
 from dataclasses import asdict

@@ -128,3 +128,25 @@ def test_each_public_name_is_defined_once():
             if isinstance(node, ast.FunctionDef | ast.ClassDef) and not node.name.startswith("_"):
                 where.setdefault(node.name, []).append(module_name(path))
     assert {name: mods for name, mods in where.items() if len(mods) > 1 and name != "main"} == {}
+
+
+def test_the_ldm_command_lists_its_commands_and_each_help_has_examples():
+    import shutil
+    import subprocess
+    import sys
+
+    from ldm.cli import COMMANDS
+
+    script = shutil.which("ldm", path=str(Path(sys.executable).parent))
+    assert script, "the console entry point `ldm` is installed beside the interpreter"
+    top = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
+    assert top.returncode == 0 and all(f"  {name} " in top.stdout for name in COMMANDS), top.stdout
+    for name in COMMANDS:
+        out = subprocess.run([sys.executable, "-m", "ldm", name, "--help"], capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr[-1000:]
+        assert out.stdout.startswith(f"usage: ldm {name}"), out.stdout[:200]
+        examples = [ln for ln in out.stdout.splitlines() if ln.strip().startswith(("ldm ", "torchrun "))]
+        assert examples, f"ldm {name} --help shows no runnable example"
+    bad = subprocess.run([script, "nonsense"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "unknown command 'nonsense'" in bad.stderr

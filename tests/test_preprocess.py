@@ -196,3 +196,20 @@ def test_ventricle_volume_survives_preprocessing(preprocessed):
     truth = pre["ventricular_volume"].to_numpy()
     assert np.corrcoef(mni, truth)[0, 1] > 0.97
     assert np.median(np.abs(mni / truth - 1)) < 0.05
+
+
+def test_ldm_preprocess_makes_a_run_folder_the_notebooks_read(tmp_path):
+    """``ldm preprocess`` (no figures) writes the same run folder as chapter 1: a manifest with every subject."""
+    import subprocess
+    import sys
+
+    from ldm.config import load_profile
+    from ldm.run import Run
+
+    out = subprocess.run([sys.executable, "-m", "ldm", "preprocess", "--profile", "smoke", "--overrides",
+                          '{"cohort.n_subjects": 4}', "--run-dir", str(tmp_path), "--workers", "1"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "4 of 4 subjects preprocessed" in out.stdout
+    manifest = Run.of(load_profile("smoke"), tmp_path).manifest()
+    assert len(manifest) == 4 and manifest["label_ventricles"].notna().all()

@@ -257,3 +257,25 @@ def test_training_and_sampling_need_no_registration_library(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     fails = _run([sys.executable, "-c", "import ldm.data.preprocess"], env_extra={"PYTHONPATH": str(tmp_path)})
     assert "SimpleITK is not installed here" in fails.stderr  # the fake module is really in the way
+
+
+def test_training_curves_are_tensorboard_events_once_per_step_across_a_resume(tmp_path):
+    """Beside the TSV history, ``models/tensorboard/<kind>/`` holds TensorBoard events, read back here by
+    TensorBoard's own reader: every step once, with the history's values, after a run and its resumption."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from ldm.training.diffusion import train_diffusion
+
+    smoke = load_profile("smoke", {"training.checkpoint_every": 2})
+    z = torch.randn(8, 3, 10, 14, 10, generator=torch.Generator().manual_seed(0))
+    c = torch.rand(8, 4, generator=torch.Generator().manual_seed(1))
+    train_diffusion(smoke, z, c, tmp_path, steps=4, progress=False)
+    train_diffusion(smoke, z, c, tmp_path, steps=6, progress=False)  # resumed from step 4
+    history = load_checkpoint(tmp_path / "diffusion.pt")["history"]
+    events = EventAccumulator(str(tmp_path / "tensorboard" / "diffusion"))
+    events.Reload()
+    assert events.Tags()["scalars"] == ["loss"]
+    scalars = events.Scalars("loss")
+    assert [s.step for s in scalars] == [h["step"] for h in history] == list(range(1, 7))
+    assert [s.value for s in scalars] == pytest.approx([h["loss"] for h in history], rel=1e-6)
+    assert not list((tmp_path / "tensorboard").glob(".*")), "no temporary folder left"

@@ -1,9 +1,9 @@
 """Run the book: execute every notebook listed in ``_toc.yml`` with papermill, then build the HTML.
 
-    python -m ldm.book --profile demo            # what `make book` runs
-    python -m ldm.book --profile smoke --only 01_preprocessing --no-build
-    python -m ldm.book --profile demo --weights train   # retrain every network instead of the shipped ones
-    python -m ldm.book --profile demo --only 04_sampling_quality -p n_samples 200 -p seed 7 --no-build
+    ldm book --profile demo            # what `make book` runs
+    ldm book --profile smoke --only 01_preprocessing --no-build
+    ldm book --profile demo --weights train   # retrain every network instead of the shipped ones
+    ldm book --profile demo --only 04_sampling_quality -p n_samples 200 -p seed 7 --no-build
 
 Parameters given with ``-p`` are checked against each notebook's ``parameters`` cell before anything runs:
 an unknown name or a value of another type than the default's is one error naming the notebook and the

@@ -1,6 +1,6 @@
 """The paper's released networks: the MONAI model-zoo bundle -> this edition's checkpoints.
 
-    python -m ldm.official --bundle /path/to/brain_image_synthesis_latent_diffusion_model --out runs/paper/official
+    ldm convert --bundle /path/to/brain_image_synthesis_latent_diffusion_model --out runs/paper/official
 
 The bundle ``brain_image_synthesis_latent_diffusion_model`` (trained by the paper's authors with MONAI
 Generative 0.2) holds ``models/autoencoder.pth`` and ``models/diffusion_model.pth``: state dicts of

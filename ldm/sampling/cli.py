@@ -1,7 +1,7 @@
 """Export a synthetic cohort from the command line (what ``python -m ldm.sample`` runs).
 
-    python -m ldm.sample --profile demo --n 1000 --out runs/demo/export
-    python -m ldm.sample --profile demo --n 1000 --out runs/demo/export --covariates my_covariates.tsv
+    ldm sample --profile demo --n 1000 --out runs/demo/export
+    ldm sample --profile demo --n 1000 --out runs/demo/export --covariates my_covariates.tsv
     torchrun --nproc_per_node 4 -m ldm.sample --profile paper --weights /models/bundle --n 100000 --out /data/synth
 
 Sample i has seed ``seed + i`` and covariates row i (drawn with replacement from the run's training

@@ -1,8 +1,8 @@
 """Train one network of a run folder from the command line (what ``python -m ldm.train`` runs).
 
-    python -m ldm.train autoencoder --profile smoke --run-dir runs/smoke
-    python -m ldm.train diffusion   --profile smoke --run-dir runs/smoke
-    python -m ldm.train brain_age|lsgan|vaegan --profile smoke --run-dir runs/smoke
+    ldm train autoencoder --profile smoke --run-dir runs/smoke
+    ldm train diffusion   --profile smoke --run-dir runs/smoke
+    ldm train brain_age|lsgan|vaegan --profile smoke --run-dir runs/smoke
     torchrun --nproc_per_node 2 -m ldm.train diffusion --profile smoke --run-dir runs/smoke
 
 The diffusion model trains on the latents of the run's training split (``models/latents.pt``, encoded

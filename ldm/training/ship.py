@@ -1,6 +1,6 @@
-"""Train a profile's shipped checkpoints in one recorded run, and export_checkpoint them to ``checkpoints/<profile>/``.
+"""Train a profile's shipped checkpoints in one recorded run, and export them to ``checkpoints/<profile>/``.
 
-    python -m ldm.ship --profile demo    # what `make checkpoints` runs (a day on 2 CPU cores, minutes on a GPU)
+    ldm ship --profile demo    # what `make checkpoints` runs: a day on 2 CPU cores, minutes on a GPU
 
 Every step is one of the project's own commands, run as a subprocess and timed:
 
@@ -10,7 +10,7 @@ Every step is one of the project's own commands, run as a subprocess and timed:
     4. python -m ldm.train brain_age    (Fig. 3's age panel)
     5. python -m ldm.train lsgan, vaegan (Table 1's baselines)
     6. python -m ldm.training.privacy_control  (chapter 8's over-fitted positive control, on the new autoencoder)
-    7. export_checkpoint: weights only (EMA for the diffusion model) in float16, with the profile inside
+    7. export: weights only (EMA for the diffusion model) in float16, with the profile inside
 
 ``--only brain_age,lsgan`` trains and exports just those networks and adds them to the existing record.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -25,13 +26,38 @@ def save_progress(out: Path, kind: str, step: int, history: list[dict], profile:
                   **state) -> Path:
     """The checkpoint ``out/<kind>.pt`` (kind, step, loss history, profile record, seconds, and ``state``:
     the state dicts and whatever else the network needs back) and its curves ``out/<kind>_history.tsv``,
-    both written atomically: a kill never leaves either half-written."""
+    both written atomically: a kill never leaves either half-written; and the same curves as TensorBoard
+    events in ``out/tensorboard/<kind>/`` (``tensorboard --logdir <run>/models/tensorboard``). Only rank 0
+    calls it."""
     path = out / f"{kind}.pt"
     save_checkpoint(path, {"kind": kind, "step": step, "history": history, "config": config_record(profile),
                            "seconds": time.perf_counter() - t0, **state})
     atomic_write_table(pd.DataFrame(history), out / f"{kind}_history.tsv")
+    write_tensorboard(history, out / "tensorboard" / kind)
     kill_point(f"{kind}:{step}")  # tests: a SIGKILL at a known checkpoint, never a race
     return path
+
+
+def write_tensorboard(history: list[dict], folder: Path) -> Path | None:
+    """A TensorBoard event file of a loss history (one scalar per column and step) in ``folder``, replaced
+    whole at every save, so a resumed run's curves are the whole run's, never doubled. Returns None (and
+    writes nothing) when the ``tensorboard`` package is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    tmp, old = folder.with_name(f".{folder.name}.tmp"), folder.with_name(f".{folder.name}.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with SummaryWriter(log_dir=str(tmp)) as writer:
+        for row in history:
+            for name, value in row.items():
+                if name != "step":
+                    writer.add_scalar(name, value, row["step"])
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return folder
 
 
 def resume(path: Path, profile: Profile, section: str, parts: dict,

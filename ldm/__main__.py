@@ -1,0 +1,7 @@
+"""``python -m ldm``: the ``ldm`` command (``ldm.cli``)."""
+
+import sys
+
+from ldm.cli import main
+
+sys.exit(main())
