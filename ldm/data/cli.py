@@ -19,7 +19,6 @@ import sys
 from ..config import load_profile
 from ..run import Run
 from . import cohort as cohort_lib
-from .loading import load_cohort
 from .parallel import default_workers
 from .preprocess import preprocess_cohort
 
@@ -38,13 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     profile = load_profile(args.profile, json.loads(args.overrides))
     run = Run.of(profile, args.run_dir)
     workers = args.workers or default_workers()
-    if args.data_dir:
-        cohort = load_cohort(args.data_dir, profile.data.covariates, table=args.participants or None)
-        labels: tuple[str, ...] = ()
-    else:
-        cohort_lib.generate_cohort(run.cohort, profile.cohort, workers=workers)
-        cohort = cohort_lib.with_groundtruth(load_cohort(run.cohort, profile.data.covariates), run.cohort)
-        labels = ("ventricles",)  # carried to MNI space for the ventricle measurement (chapter 5)
+    cohort, labels = cohort_lib.cohort_for_run(profile, run.cohort, args.data_dir, args.participants, workers)
     manifest = preprocess_cohort(cohort, run.preprocessed, profile, label_columns=labels, workers=workers)
     ok = manifest["status"] == "ok"
     print(f"{int(ok.sum())} of {len(manifest)} subjects preprocessed into {run.preprocessed} (manifest.tsv)")

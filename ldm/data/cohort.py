@@ -40,6 +40,7 @@ from scipy import ndimage as ndi
 
 from ..config import CohortConfig
 from ..io import atomic_write_table, atomic_write_text, write_nifti
+from .loading import load_cohort
 from .parallel import imap
 from .template import Template, load_template
 
@@ -474,3 +475,14 @@ def summarise(cohort: pd.DataFrame) -> pd.DataFrame:
             "brain (mm3) min-max": f"{g['brain_volume'].min():.0f} - {g['brain_volume'].max():.0f}",
         })
     return pd.DataFrame(rows).set_index("split")
+
+
+def cohort_for_run(profile, cohort_dir: str | Path, data_dir: str | Path = "", participants: str | Path = "",
+                   workers: int = 1, progress: bool = True) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """(the cohort to preprocess, its label maps to carry to MNI space): the scans in ``data_dir`` (BIDS, or a
+    folder of images with the ``participants`` table), or else the embedded cohort, generated (or resumed)
+    in ``cohort_dir`` with its ground-truth ventricle maps, against which chapter 5 checks its measurement."""
+    if data_dir:
+        return load_cohort(data_dir, profile.data.covariates, table=participants or None), ()
+    generate_cohort(cohort_dir, profile.cohort, workers=workers, progress=progress)
+    return with_groundtruth(load_cohort(cohort_dir, profile.data.covariates), cohort_dir), ("ventricles",)

@@ -20,13 +20,11 @@ import logging
 import sys
 from pathlib import Path
 
-import torch
 import torch.distributed as dist
 
 from ..config import load_profile
 from ..run import Run
-from ..runtime import barrier, setup_distributed
-from .diffusion import latents_are_current, train_diffusion, write_latents
+from .diffusion import train_on_run
 from .obtain import train_on_images
 
 
@@ -45,13 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what != "diffusion":
         train_on_images(args.what, profile, run, steps=args.steps)
     else:
-        latents_path = Path(args.latents) if args.latents else run.models / "latents.pt"
-        rank, world, _ = setup_distributed()
-        if not args.latents and rank == 0 and not latents_are_current(latents_path, run.models / "autoencoder.pt"):
-            write_latents(profile, run, latents_path)  # missing, or encoded by another autoencoder
-        barrier(world)
-        data = torch.load(latents_path, weights_only=True)
-        train_diffusion(profile, data["latents"], data["covariates"], run.models, steps=args.steps)
+        train_on_run(profile, run, steps=args.steps, latents=Path(args.latents) if args.latents else None)
     if dist.is_initialized():
         dist.destroy_process_group()
     return 0

@@ -102,12 +102,15 @@ def latents_are_current(path: Path, autoencoder: Path) -> bool:
     return torch.load(path, weights_only=True, mmap=True).get("autoencoder_sha256") == file_digest(autoencoder)
 
 
-def train_on_run(profile: Profile, run: Run, steps: int | None = None, progress: bool = True) -> Path:
+def train_on_run(profile: Profile, run: Run, steps: int | None = None, progress: bool = True,
+                 latents: Path | None = None) -> Path:
     """Train (or resume) the run's diffusion model on its training split's latents, encoding them first
-    when ``models/latents.pt`` is missing or was made by another autoencoder. One process (the command
-    line does the same over torchrun's ranks)."""
-    path = run.models / "latents.pt"
-    if not latents_are_current(path, run.models / "autoencoder.pt"):
-        write_latents(profile, run, path)
+    when ``models/latents.pt`` is missing or was made by another autoencoder; or on ``latents`` (a .pt of
+    {'latents', 'covariates'}) when given. Over torchrun's ranks, rank 0 encodes while the others wait."""
+    path = latents or run.models / "latents.pt"
+    rank, world, _ = setup_distributed()
+    if latents is None and rank == 0 and not latents_are_current(path, run.models / "autoencoder.pt"):
+        write_latents(profile, run, path)  # missing, or encoded by another autoencoder
+    barrier(world)
     data = torch.load(path, weights_only=True)
     return train_diffusion(profile, data["latents"], data["covariates"], run.models, steps=steps, progress=progress)
